@@ -1,0 +1,75 @@
+"""Small pieces every asset module shares: partitions per level, the tree id, metadata."""
+
+from __future__ import annotations
+
+import base64
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+from dagster import AssetExecutionContext, DynamicPartitionsDefinition, Failure, MetadataValue
+
+from recursive_clusters.core.data import FeaturePreprocessor
+from recursive_clusters.core.tree import ROOT, path_from_partition_key
+from recursive_clusters.storage import TreeStore
+
+GENERATION_TAG = "recursive_clusters/generation"
+DRIVER_TAG = "recursive_clusters/driver"
+
+
+@cache
+def level_partitions(level: int) -> DynamicPartitionsDefinition | None:
+    """Level 1 is the root alone; level N >= 2 has one partition per node zoomed into."""
+    if level == 1:
+        return None
+    return DynamicPartitionsDefinition(name=f"level_{level}_nodes")
+
+
+def node_paths(context: AssetExecutionContext) -> list[str]:
+    """The tree nodes this run computes: the root, or one per partition in the run's range."""
+    if not context.has_partition_key and not context.has_partition_key_range:
+        return [ROOT]
+    return [path_from_partition_key(key) for key in context.partition_keys]
+
+
+def resolve_generation(context: AssetExecutionContext, store: TreeStore) -> str:
+    """The tree this run belongs to: its run tag, else the tree most recently started."""
+    run = context.instance.get_run_by_id(context.run_id)
+    generation = (run.tags if run else {}).get(GENERATION_TAG) or store.latest_started()
+    if generation is None:
+        raise Failure(
+            description="No tree has been started: materialize `source_table` first "
+            "(the `grow_tree` job does it)."
+        )
+    return generation
+
+
+def load_matrix(store: TreeStore, generation: str) -> np.ndarray:
+    """The prepared feature matrix (imputed/standardised as configured) of a tree."""
+    features = store.read_table(generation, "features")
+    preprocessor = FeaturePreprocessor.from_json(store.read_text(generation, "preprocessor.json"))
+    matrix, _ = preprocessor.transform(features)
+    return matrix
+
+
+def png_markdown(path: Path, caption: str) -> MetadataValue:
+    """An image shown inline in the Dagster UI's metadata panel."""
+    encoded = base64.b64encode(path.read_bytes()).decode()
+    return MetadataValue.md(f"![{caption}](data:image/png;base64,{encoded})")
+
+
+def record_metadata(
+    context: AssetExecutionContext, path: str, metadata: dict[str, object]
+) -> dict[str, object] | None:
+    """Attach a node's metadata to its own partition; the root's is returned for the result."""
+    if path == ROOT:
+        return metadata
+    context.add_asset_metadata(metadata, partition_key=path[len(ROOT) + 1 :])
+    return None
+
+
+def raise_for_failed_nodes(failures: dict[str, str]) -> None:
+    """After a batch, fail the run naming each failed node; the others' files are kept."""
+    if failures:
+        listed = "; ".join(f"{path}: {message}" for path, message in failures.items())
+        raise Failure(description=f"{len(failures)} node(s) failed: {listed}")

@@ -1,0 +1,170 @@
+"""The level factory: per tree level, an embedding asset and a clusters asset.
+
+Level 1 clusters the whole table (unpartitioned); level N >= 2 has one dynamic partition per
+node zoomed into (key = the node's path without ``root.``, e.g. ``3`` or ``3.1``). A run may
+cover a range of sibling partitions (``BackfillPolicy.single_run``), so the fixed cost of a
+process (imports, numba compilation) is paid once per batch, not once per node.
+"""
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AllPartitionMapping,
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from recursive_clusters.assets.common import (
+    level_partitions,
+    load_matrix,
+    node_paths,
+    png_markdown,
+    raise_for_failed_nodes,
+    record_metadata,
+    resolve_generation,
+)
+from recursive_clusters.core.embedding import embed, node_seed
+from recursive_clusters.core.plots import embedding_scatter
+from recursive_clusters.core.recursive import finish_node, require_enough_rows
+from recursive_clusters.core.tree import ROOT
+from recursive_clusters.resources import TreeStorage
+from recursive_clusters.storage import TreeStore
+
+
+def embedding_key(level: int) -> AssetKey:
+    return AssetKey(f"embedding_l{level}")
+
+
+def clusters_key(level: int) -> AssetKey:
+    return AssetKey(f"clusters_l{level}")
+
+
+def node_rows(store: TreeStore, generation: str, path: str, n_rows: int) -> np.ndarray:
+    """The original rows of a node: all rows at the root, else one cluster of the parent."""
+    if path == ROOT:
+        return np.arange(n_rows)
+    parent, child = path.rsplit(".", 1)
+    return np.asarray(store.child_rows(generation, parent, int(child)), dtype=np.int64)
+
+
+def _upstream_dep(level: int) -> AssetDep:
+    if level == 1:
+        return AssetDep("features")
+    if level == 2:
+        return AssetDep(clusters_key(1))
+    return AssetDep(clusters_key(level - 1), partition_mapping=AllPartitionMapping())
+
+
+def build_level_assets(level: int) -> list[AssetsDefinition]:
+    """The embedding and clusters assets of one level of the tree."""
+    partitions_def = level_partitions(level)
+    common = {
+        "partitions_def": partitions_def,
+        "backfill_policy": BackfillPolicy.single_run() if partitions_def else None,
+        "group_name": f"level_{level}",
+    }
+
+    @asset(
+        name=embedding_key(level).path[-1],
+        deps=[_upstream_dep(level)],
+        description=f"UMAP 2-D embedding of each level-{level} node's own rows.",
+        **common,
+    )
+    def embedding_asset(
+        context: AssetExecutionContext, tree_storage: TreeStorage
+    ) -> MaterializeResult:
+        store = tree_storage.store()
+        generation = resolve_generation(context, store)
+        settings = tree_storage.tree_settings(generation)
+        matrix = load_matrix(store, generation)
+        if level == 1:
+            require_enough_rows(len(matrix), settings)
+        failures: dict[str, str] = {}
+        result_metadata = None
+        for path in node_paths(context):
+            try:
+                rows = node_rows(store, generation, path, len(matrix))
+                seed = node_seed(settings.random_state, path)
+                coordinates = embed(matrix[rows], settings.embedding, seed)
+            except (ValueError, RuntimeError) as exc:
+                failures[path] = str(exc)
+                continue
+            store.write_embedding(
+                generation,
+                path,
+                pd.DataFrame({"row": rows, "x": coordinates[:, 0], "y": coordinates[:, 1]}),
+            )
+            metadata = {
+                "generation": generation,
+                "node": path,
+                "rows": len(rows),
+                "seed": seed,
+                "n_neighbors": min(settings.embedding.n_neighbors, len(rows) - 1),
+                "min_dist": settings.embedding.min_dist,
+            }
+            result_metadata = record_metadata(context, path, metadata) or result_metadata
+        raise_for_failed_nodes(failures)
+        return MaterializeResult(metadata=result_metadata)
+
+    @asset(
+        name=clusters_key(level).path[-1],
+        deps=[embedding_key(level)],
+        description=f"HDBSCAN clusters of each level-{level} node and its zoom-in decision.",
+        **common,
+    )
+    def clusters_asset(
+        context: AssetExecutionContext, tree_storage: TreeStorage
+    ) -> MaterializeResult:
+        store = tree_storage.store()
+        generation = resolve_generation(context, store)
+        settings = tree_storage.tree_settings(generation)
+        result_metadata = None
+        for path in node_paths(context):
+            embedded = store.read_embedding(generation, path)
+            coordinates = embedded[["x", "y"]].to_numpy()
+            node = finish_node(coordinates, embedded["row"].to_numpy(), path, settings)
+            labels = pd.DataFrame(
+                {
+                    "row": node.rows,
+                    "label": node.clustering.labels,
+                    "probability": node.clustering.probabilities,
+                }
+            )
+            record = {**node.summary(), "generation": generation}
+            store.write_node(generation, path, labels, record)
+            plot = embedding_scatter(
+                coordinates,
+                node.clustering.labels,
+                store.node_dir(generation, path) / "embedding.png",
+                title=f"{path}: {node.clustering.n_children} clusters",
+            )
+            metadata = {
+                "generation": generation,
+                "node": path,
+                "rows": record["n_rows"],
+                "children": record["n_children"],
+                "noise_fraction": record["noise_fraction"],
+                "split_accepted": record["split_accepted"],
+                "reason": record["reason"],
+                "zoom_into": ", ".join(record["zoom_into"]) or "none",
+                "min_cluster_size": record["min_cluster_size"],
+                "parameters": MetadataValue.json(
+                    {
+                        "clustering": settings.clustering.model_dump(mode="json"),
+                        "recursion": settings.recursion.model_dump(mode="json"),
+                    }
+                ),
+                "child_sizes": MetadataValue.json(record["child_sizes"]),
+                "embedding_plot": png_markdown(plot, path),
+                "plot_path": MetadataValue.path(str(plot)),
+            }
+            result_metadata = record_metadata(context, path, metadata) or result_metadata
+        return MaterializeResult(metadata=result_metadata)
+
+    return [embedding_asset, clusters_asset]

@@ -1,0 +1,76 @@
+"""The finished tree: every input row assigned to its leaf, published as the current tree."""
+
+from dagster import (
+    AllPartitionMapping,
+    AssetDep,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from recursive_clusters.assets.common import resolve_generation
+from recursive_clusters.assets.levels import clusters_key
+from recursive_clusters.core.tree import NodeOutcome, assign_leaves, pending_nodes
+from recursive_clusters.resources import TreeStorage
+
+
+def build_tree_asset(max_depth: int):
+    """The assignments asset, depending on every level so lineage shows the whole tree."""
+    deps = [AssetDep(clusters_key(1))] + [
+        AssetDep(clusters_key(level), partition_mapping=AllPartitionMapping())
+        for level in range(2, max_depth + 1)
+    ]
+
+    @asset(
+        group_name="tree",
+        deps=deps,
+        description="One row per input row: id, leaf path, noise flag and label per level.",
+    )
+    def cluster_tree(
+        context: AssetExecutionContext, tree_storage: TreeStorage
+    ) -> MaterializeResult:
+        store = tree_storage.store()
+        generation = resolve_generation(context, store)
+        settings = tree_storage.tree_settings(generation)
+        records = store.node_records(generation)
+        missing = pending_nodes(records)
+        if missing:
+            raise Failure(
+                description=f"Tree {generation} is not complete: nodes {missing} are not "
+                "clustered yet. Materialize their partitions, then this asset."
+            )
+        outcomes = {}
+        for path, record in records.items():
+            labels = store.read_labels(generation, path)
+            outcomes[path] = NodeOutcome(
+                labels["row"].to_numpy(), labels["label"].to_numpy(), record["split_accepted"]
+            )
+        ids = store.read_table(generation, "ids")
+        table = assign_leaves(len(ids), outcomes, settings.recursion.max_depth)
+        table.insert(0, ids.columns[0], ids.iloc[:, 0].to_numpy())
+        table = table.drop(columns="row")
+        leaves = table["leaf_path"].value_counts().sort_index()
+        summary = {
+            "n_rows": len(table),
+            "n_nodes": len(records),
+            "n_leaves": int(len(leaves)),
+            "noise_fraction": float(table["is_noise"].mean()),
+        }
+        target = store.publish(generation, table, summary)
+        return MaterializeResult(
+            metadata={
+                "generation": generation,
+                **summary,
+                "assignments": MetadataValue.path(str(target)),
+                "catalog": MetadataValue.path(str(store.catalog_path)),
+                "leaves": MetadataValue.md(
+                    leaves.rename_axis("leaf_path")
+                    .reset_index(name="rows")
+                    .to_markdown(index=False)
+                ),
+            }
+        )
+
+    return cluster_tree

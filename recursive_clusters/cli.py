@@ -1,0 +1,177 @@
+"""`recursive-clusters`: run the demo or your own data through the Dagster pipeline, export
+the assignments, and open the Dagster UI on the same instance."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+DEFAULT_HOME = Path(".dagster_home")
+
+
+def _settings_for_run(args: argparse.Namespace):
+    """Settings from ``--config`` with the input options of the command line on top."""
+    from recursive_clusters.core.settings import load_settings, parse_settings
+
+    settings = load_settings(args.config)
+    data = settings.model_dump(mode="json", exclude_unset=False)
+    overrides = {
+        "path": getattr(args, "input", None),
+        "table": getattr(args, "table", None),
+        "id_column": getattr(args, "id_column", None),
+        "feature_columns": _split(getattr(args, "feature_columns", None)),
+        "profile_columns": _split(getattr(args, "profile_columns", None)),
+    }
+    data["input"].update({key: value for key, value in overrides.items() if value is not None})
+    if getattr(args, "max_depth", None):
+        data["recursion"]["max_depth"] = args.max_depth
+    return parse_settings(data, source="command-line options")
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [part.strip() for part in value.split(",") if part.strip()] if value else None
+
+
+def _run_tree(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from recursive_clusters.definitions import build_definitions
+    from recursive_clusters.resources import TreeStorage
+    from recursive_clusters.runner import ensure_dagster_home, grow_tree
+
+    settings = _settings_for_run(args)
+    home = ensure_dagster_home(DEFAULT_HOME)
+    storage = TreeStorage()
+    settings_file = Path(storage.base_dir) / "settings" / f"{settings.fingerprint()}.yaml"
+    settings_file.parent.mkdir(parents=True, exist_ok=True)
+    settings_file.write_text(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
+    storage = TreeStorage(base_dir=storage.base_dir, settings_path=str(settings_file))
+    defs = build_definitions(settings, storage)
+    print(f"Growing the tree of {settings.input.path or 'the built-in digits demo'} ...")
+    with DagsterInstance.get() as instance:
+        generation = grow_tree(instance, defs, settings.recursion.max_depth)
+    store = storage.store()
+    manifest = store.manifest(generation)
+    print(
+        f"\nTree {generation}: {manifest.get('n_nodes')} nodes, {manifest.get('n_leaves')} "
+        f"leaves, {manifest.get('noise_fraction', 0):.1%} noise.\n"
+        f"  assignments: {store.table_path(generation, 'assignments')}\n"
+        f"  tree files:  {store.tree_dir(generation)}\n"
+        f"  DuckDB:      {store.catalog_path}  (e.g. SELECT leaf_path, count(*) FROM "
+        "assignments GROUP BY 1)\n"
+        f"  Dagster UI:  recursive-clusters ui --config {settings_file}\n"
+        f"               (or: DAGSTER_HOME={home} RECURSIVE_CLUSTERS_CONFIG={settings_file} "
+        "dagster dev -w workspace.yaml)"
+    )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from recursive_clusters.resources import TreeStorage
+    from recursive_clusters.runner import ensure_dagster_home
+
+    ensure_dagster_home(DEFAULT_HOME)
+    store = TreeStorage().store()
+    generation = store.require_current()
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    target = output / "assignments.parquet"
+    shutil.copyfile(store.table_path(generation, "assignments"), target)
+    print(f"Wrote {target} (tree {generation})")
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from recursive_clusters.runner import ensure_dagster_home
+
+    home = ensure_dagster_home(DEFAULT_HOME)
+    env = dict(os.environ)
+    if args.config:
+        env["RECURSIVE_CLUSTERS_CONFIG"] = str(Path(args.config).resolve())
+    command = [
+        sys.executable, "-m", "dagster", "dev", "-m", "recursive_clusters.definitions",
+        "--host", args.host, "--port", str(args.port),
+    ]  # fmt: skip
+    print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={home}); Ctrl+C stops it.")
+    return subprocess.call(command, env=env)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recursive-clusters",
+        description="Recursive UMAP + HDBSCAN clustering as Dagster assets. Runs use "
+        "$DAGSTER_HOME (default ./.dagster_home); tree files go to "
+        "$DAGSTER_HOME/recursive_clusters unless $RECURSIVE_CLUSTERS_STORAGE is set.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="Grow the tree of the built-in 8x8 digits (offline).")
+    demo.add_argument("--config", help="YAML settings file (its input section is ignored).")
+    demo.add_argument("--max-depth", type=int, help="Levels of the tree (default 3).")
+    demo.set_defaults(handler=_run_tree, input=None)
+
+    run = commands.add_parser("run", help="Grow the tree of your own table.")
+    run.add_argument("--input", required=True, help="Parquet, CSV or DuckDB file (or s3:// URL).")
+    run.add_argument("--table", help="Table name inside a DuckDB file.")
+    run.add_argument("--id-column", help="Unique row id column (default: the row number).")
+    run.add_argument(
+        "--feature-columns",
+        help="Comma-separated columns to cluster on "
+        "(default: every numeric column but the id and profile columns).",
+    )
+    run.add_argument(
+        "--profile-columns",
+        help="Comma-separated columns carried along for profiles, never clustered on.",
+    )
+    run.add_argument("--config", help="YAML settings file; see README 'Parameters'.")
+    run.add_argument("--max-depth", type=int, help="Levels of the tree (overrides the config).")
+    run.set_defaults(handler=_run_tree)
+
+    export = commands.add_parser("export", help="Write assignments.parquet of the current tree.")
+    export.add_argument("--output", required=True, help="Directory to write into.")
+    export.set_defaults(handler=_export)
+
+    ui = commands.add_parser("ui", help="Start the Dagster UI and daemon on the same instance.")
+    ui.add_argument("--config", help="YAML settings for trees launched from the UI.")
+    ui.add_argument("--host", default="127.0.0.1", help="Address to listen on.")
+    ui.add_argument("--port", type=int, default=3000, help="Port to listen on.")
+    ui.set_defaults(handler=_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except Exception as exc:
+        cause = _user_error(exc)
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
+        return 2
+
+
+def _user_error(exc: BaseException) -> BaseException | None:
+    """The bad-input or bad-settings error behind a (possibly Dagster-wrapped) failure."""
+    from dagster import Failure
+
+    from recursive_clusters.core.data import InputError
+    from recursive_clusters.core.settings import SettingsError
+    from recursive_clusters.storage import StorageError
+
+    expected = (InputError, SettingsError, StorageError, ValueError, Failure)
+    while exc is not None:
+        if isinstance(exc, expected):
+            return exc
+        exc = exc.__cause__
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

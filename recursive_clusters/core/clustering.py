@@ -1,0 +1,90 @@
+"""Cluster one node's 2-D embedding with HDBSCAN and name the clusters canonically."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recursive_clusters.core.embedding import embed
+from recursive_clusters.core.settings import ClusteringSettings, Settings
+
+NOISE = -1
+
+
+@dataclass(frozen=True)
+class NodeClustering:
+    """HDBSCAN's result for one node, children numbered 0..k-1 by decreasing size."""
+
+    labels: np.ndarray  # int, one per row, NOISE for noise
+    probabilities: np.ndarray  # HDBSCAN membership strength per row
+    persistence: np.ndarray  # HDBSCAN cluster persistence, indexed by child label
+    min_cluster_size: int
+
+    @property
+    def n_children(self) -> int:
+        return len(self.persistence)
+
+    @property
+    def noise_fraction(self) -> float:
+        return float(np.mean(self.labels == NOISE)) if len(self.labels) else 0.0
+
+    def child_sizes(self) -> dict[int, int]:
+        return {k: int(np.sum(self.labels == k)) for k in range(self.n_children)}
+
+
+def canonical_labels(labels: np.ndarray, embedding: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber clusters by decreasing size (ties: by centroid), so names do not depend on
+    the row order HDBSCAN happened to see. Returns (new labels, old label of each new one)."""
+    found = [k for k in np.unique(labels) if k != NOISE]
+    order = sorted(
+        found,
+        key=lambda k: (
+            -int(np.sum(labels == k)),
+            *np.round(embedding[labels == k].mean(axis=0), 6).tolist(),
+        ),
+    )
+    mapping = {old: new for new, old in enumerate(order)}
+    relabelled = np.array([mapping.get(k, NOISE) for k in labels], dtype=np.int64)
+    return relabelled, np.array(order, dtype=np.int64)
+
+
+def cluster_embedding(embedding: np.ndarray, settings: ClusteringSettings) -> NodeClustering:
+    """HDBSCAN on a node's embedding with the minimum cluster size resolved for its size.
+
+    A node smaller than the minimum cluster size cannot hold a cluster: it is all noise
+    (the caller decides whether that is an error, as at the root, or a leaf).
+    """
+    import hdbscan
+
+    n_rows = embedding.shape[0]
+    min_size = settings.resolve_min_cluster_size(n_rows)
+    if n_rows < max(min_size, 2):
+        return NodeClustering(
+            labels=np.full(n_rows, NOISE, dtype=np.int64),
+            probabilities=np.zeros(n_rows),
+            persistence=np.zeros(0),
+            min_cluster_size=min_size,
+        )
+    clusterer = hdbscan.HDBSCAN(
+        min_cluster_size=min_size,
+        min_samples=min(settings.min_samples or min_size, n_rows - 1),
+        cluster_selection_method=settings.cluster_selection_method,
+        core_dist_n_jobs=1,
+    ).fit(embedding.astype(np.float64))
+    labels, old_of_new = canonical_labels(clusterer.labels_, embedding)
+    persistence = np.asarray(clusterer.cluster_persistence_, dtype=float)
+    return NodeClustering(
+        labels=labels,
+        probabilities=np.asarray(clusterer.probabilities_, dtype=float),
+        persistence=persistence[old_of_new] if len(old_of_new) else np.zeros(0),
+        min_cluster_size=min_size,
+    )
+
+
+def embed_and_cluster(
+    matrix: np.ndarray, settings: Settings, seed: int
+) -> tuple[np.ndarray, NodeClustering]:
+    """One node's whole procedure: UMAP to 2-D, then HDBSCAN on the result."""
+    embedding = embed(matrix, settings.embedding, seed)
+    return embedding, cluster_embedding(embedding, settings.clustering)

@@ -1,0 +1,455 @@
+"""Load the input table and turn it into the validated numeric matrix that gets clustered.
+
+Everything here is plain pandas/numpy/pyarrow/duckdb so the CLI, the Dagster assets and the tests
+share one implementation. Every problem with the data raises ``InputError`` naming the file,
+column, row or setting at fault, because a clustering run that fails late on bad data is costly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from recursive_clusters.core.settings import InputSettings
+
+NON_FINITE_POLICIES = ("error", "drop", "impute")
+_READERS = {".parquet": "parquet", ".csv": "csv", ".duckdb": "duckdb", ".db": "duckdb"}
+_SHOWN_COLUMNS = 20
+
+
+class InputError(ValueError):
+    """Bad input data; the message names the file/column/row/parameter at fault."""
+
+
+def load_demo_digits() -> pd.DataFrame:
+    """scikit-learn's bundled 8x8 digits (no network): an id, 64 pixels and the true digit."""
+    from sklearn.datasets import load_digits  # lazy: only the demo needs scikit-learn here
+
+    digits = load_digits()
+    pixels = pd.DataFrame(
+        digits.data.astype(np.float64),
+        columns=[f"pixel_{row}_{col}" for row in range(8) for col in range(8)],
+    )
+    ids = pd.DataFrame({"digit_id": np.arange(len(pixels), dtype=np.int64)})
+    labels = pd.DataFrame({"digit": digits.target.astype(np.int64)})
+    return pd.concat([ids, pixels, labels], axis=1)
+
+
+def demo_input_settings() -> InputSettings:
+    """Input roles for the digits demo; the pixels are the default "all other numeric" features."""
+    return InputSettings(id_column="digit_id", profile_columns=["digit"], image_shape=(8, 8))
+
+
+def load_table(settings: InputSettings) -> pd.DataFrame:
+    """Read the configured table (or the demo), turning any read failure into an ``InputError``."""
+    if settings.path is None:
+        return load_demo_digits()
+    path = settings.path
+    is_url = "://" in path
+    suffix = Path(urlsplit(path).path if is_url else path).suffix.lower()
+    reader = _READERS.get(suffix)
+    if reader is None:
+        raise InputError(
+            f"Unsupported input file type {suffix or '(none)'!r} for input.path {path!r}; "
+            f"supported: {', '.join(_READERS)}"
+        )
+    if settings.table is not None and reader != "duckdb":
+        raise InputError(
+            f"input.table={settings.table!r} only applies to DuckDB files, not {path!r}"
+        )
+    if not is_url and not Path(path).exists():
+        raise InputError(f"Input file not found: {path!r} (input.path)")
+    try:
+        if reader == "parquet":
+            return _read_parquet(path)
+        if reader == "csv":
+            return _read_csv(path, is_url)
+        return _read_duckdb(path, settings.table)
+    except InputError:
+        raise
+    except (OSError, ValueError, pa.ArrowException, duckdb.Error) as exc:
+        raise InputError(f"Could not read input file {path!r}: {exc}") from exc
+
+
+def _read_parquet(path: str) -> pd.DataFrame:
+    """Parquet via pyarrow; a named pandas index stored in the file comes back as a column."""
+    frame = pq.read_table(path).to_pandas()
+    has_named_index = any(name is not None for name in frame.index.names)
+    return frame.reset_index(drop=not has_named_index)
+
+
+def _read_csv(path: str, is_url: bool) -> pd.DataFrame:
+    """CSV via pandas, refusing duplicated header names that pandas would silently rename."""
+
+    def read(**kwargs: object) -> pd.DataFrame:
+        if not is_url:
+            return pd.read_csv(path, **kwargs)
+        filesystem, inner_path = pafs.FileSystem.from_uri(path)
+        with filesystem.open_input_stream(inner_path) as stream:
+            return pd.read_csv(stream, **kwargs)
+
+    header = read(header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
+    duplicated = _duplicated([name for name in header if name != ""])
+    if duplicated:
+        raise InputError(
+            f"CSV file {path!r} has duplicated column names: {', '.join(map(repr, duplicated))}"
+        )
+    return read()
+
+
+def _read_duckdb(path: str, table: str | None) -> pd.DataFrame:
+    """One table of a DuckDB file, attached read-only; identifiers are quoted, never pasted."""
+    if table is None:
+        raise InputError(f"input.table is required to read the DuckDB file {path!r}")
+    with duckdb.connect() as connection:
+        connection.execute(f"ATTACH {_sql_string(path)} AS source (TYPE duckdb, READ_ONLY)")
+        rows = connection.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_catalog = 'source' ORDER BY table_schema, table_name"
+        ).fetchall()
+        tables = {
+            name if schema == "main" else f"{schema}.{name}": (schema, name)
+            for schema, name in rows
+        }
+        if table not in tables:
+            available = ", ".join(map(repr, tables)) or "(none)"
+            raise InputError(
+                f"Table {table!r} (input.table) not found in DuckDB file {path!r}; "
+                f"tables there: {available}"
+            )
+        schema, name = tables[table]
+        query = f"SELECT * FROM source.{_sql_identifier(schema)}.{_sql_identifier(name)}"
+        return connection.execute(query).df()
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _sql_identifier(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class FeaturePreprocessor:
+    """Turns raw rows into the numeric matrix the models were built on.
+
+    It is JSON-serialisable so that predict applies exactly the same steps to new rows.
+    ``feature_columns`` are the kept columns (after dropping constants); ``medians``, ``means``
+    and ``scales`` are aligned with them. ``dropped_constant_columns`` is kept for the record.
+    """
+
+    feature_columns: tuple[str, ...]
+    dropped_constant_columns: tuple[str, ...]
+    medians: tuple[float, ...]
+    means: tuple[float, ...] | None
+    scales: tuple[float, ...] | None
+    non_finite: str
+
+    def __post_init__(self) -> None:
+        n_features = len(self.feature_columns)
+        if self.non_finite not in NON_FINITE_POLICIES:
+            raise ValueError(f"non_finite must be one of {NON_FINITE_POLICIES}")
+        if len(self.medians) != n_features or (self.means is None) != (self.scales is None):
+            raise ValueError("medians, means and scales must match the feature columns")
+        if self.means is not None and not len(self.means) == len(self.scales) == n_features:
+            raise ValueError("means and scales must have one value per feature column")
+
+    def to_json(self) -> str:
+        """Serialise exactly (floats round-trip through JSON without loss)."""
+        return json.dumps(dataclasses.asdict(self), allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> FeaturePreprocessor:
+        """Inverse of ``to_json``."""
+        data = json.loads(text)
+        return cls(
+            feature_columns=tuple(data["feature_columns"]),
+            dropped_constant_columns=tuple(data["dropped_constant_columns"]),
+            medians=tuple(data["medians"]),
+            means=None if data["means"] is None else tuple(data["means"]),
+            scales=None if data["scales"] is None else tuple(data["scales"]),
+            non_finite=data["non_finite"],
+        )
+
+    def transform(self, raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(float64 matrix of the kept rows, boolean kept-row mask over ``raw``)."""
+        values = _numeric_values(raw, list(self.feature_columns))
+        matrix, kept, _ = _apply_non_finite(values, self)
+        return self._standardise(matrix), kept
+
+    def _standardise(self, matrix: np.ndarray) -> np.ndarray:
+        if self.means is None or self.scales is None:
+            return matrix
+        scaled = (matrix - np.asarray(self.means)) / np.asarray(self.scales)
+        overflowing = ~np.isfinite(scaled).all(axis=0)
+        if overflowing.any():
+            names = [c for c, bad in zip(self.feature_columns, overflowing, strict=True) if bad]
+            raise InputError(f"Values too large to standardise in feature columns {names}")
+        return scaled
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The validated table split into the roles the pipeline needs, plus what was done to it.
+
+    ``features`` are the kept rows and columns after imputation but before standardisation;
+    ``matrix`` is what gets clustered. All frames and series have a fresh 0..n-1 index.
+    """
+
+    ids: pd.Series
+    features: pd.DataFrame
+    matrix: np.ndarray
+    profile: pd.DataFrame
+    preprocessor: FeaturePreprocessor
+    report: dict[str, object]
+
+
+def prepare(raw: pd.DataFrame, settings: InputSettings) -> PreparedData:
+    """Validate ``raw`` against the input settings and build the matrix to cluster."""
+    n_rows = len(raw)
+    if n_rows == 0:
+        raise InputError("The input table is empty (0 rows)")
+    if n_rows < 2:
+        raise InputError(f"The input table has {n_rows} row; need at least 2 rows")
+    duplicated = _duplicated(list(raw.columns))
+    if duplicated:
+        raise InputError(f"Duplicated column names in the input table: {duplicated}")
+    not_strings = [c for c in raw.columns if not isinstance(c, str)]
+    if not_strings:
+        raise InputError(f"Column names must be strings; got {not_strings[:_SHOWN_COLUMNS]}")
+
+    ids = _validated_ids(raw, settings.id_column)
+    profile_columns = list(settings.profile_columns)
+    _require_columns(raw, profile_columns, "input.profile_columns")
+    candidates = _feature_candidates(raw, settings, profile_columns)
+
+    values = _numeric_values(raw, candidates)
+    columns, values, dropped = _drop_constant_columns(candidates, values, settings.non_finite)
+    kept = _finite_rows(values) if settings.non_finite == "drop" else np.ones(n_rows, dtype=bool)
+    finite_kept = np.where(np.isfinite(values[kept]), values[kept], np.nan)
+    preprocessor = FeaturePreprocessor(
+        feature_columns=tuple(columns),
+        dropped_constant_columns=tuple(dropped),
+        medians=tuple(float(m) for m in np.nanmedian(finite_kept, axis=0)),
+        means=None,
+        scales=None,
+        non_finite=settings.non_finite,
+    )
+    features, kept, n_imputed = _apply_non_finite(values, preprocessor)
+    if settings.standardize:
+        preprocessor = dataclasses.replace(
+            preprocessor,
+            means=tuple(float(m) for m in features.mean(axis=0)),
+            scales=tuple(float(s) for s in features.std(axis=0)),
+        )
+    kept_positions = np.flatnonzero(kept)
+    report: dict[str, object] = {
+        "rows_in": n_rows,
+        "rows_kept": len(kept_positions),
+        "rows_dropped_non_finite": n_rows - len(kept_positions),
+        "values_imputed": n_imputed,
+        "non_finite_by_column": _non_finite_counts(columns, values),
+        "dropped_constant_columns": list(dropped),
+        "n_features": len(columns),
+    }
+    return PreparedData(
+        ids=ids.iloc[kept_positions].reset_index(drop=True),
+        features=pd.DataFrame(features, columns=columns, copy=True),
+        matrix=preprocessor._standardise(features),
+        profile=raw[profile_columns].iloc[kept_positions].reset_index(drop=True),
+        preprocessor=preprocessor,
+        report=report,
+    )
+
+
+def fingerprint_frame(df: pd.DataFrame) -> str:
+    """A stable 16-hex-digit hash of the values and the column names in order."""
+    digest = hashlib.sha256(json.dumps([str(c) for c in df.columns]).encode())
+    digest.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _duplicated(names: list[object]) -> list[object]:
+    return [name for name, count in Counter(names).items() if count > 1]
+
+
+def _shown(columns: list[object]) -> str:
+    """The first columns of a table for error messages, so wide tables stay readable."""
+    more = len(columns) - _SHOWN_COLUMNS
+    shown = ", ".join(map(repr, columns[:_SHOWN_COLUMNS]))
+    return shown + (f" ... and {more} more" if more > 0 else "")
+
+
+def _require_columns(raw: pd.DataFrame, columns: list[str], parameter: str) -> None:
+    duplicated = _duplicated(list(columns))
+    if duplicated:
+        raise InputError(f"{parameter} lists columns more than once: {duplicated}")
+    missing = [c for c in columns if c not in raw.columns]
+    if missing:
+        raise InputError(
+            f"Columns {missing} from {parameter} are not in the input table; "
+            f"available: {_shown(list(raw.columns))}"
+        )
+
+
+def _validated_ids(raw: pd.DataFrame, id_column: str | None) -> pd.Series:
+    """The id column, unique and non-null, or the row number when there is none."""
+    if id_column is None:
+        return pd.Series(np.arange(len(raw)), name="row_id")
+    if id_column not in raw.columns:
+        raise InputError(
+            f"id column {id_column!r} (input.id_column) is not in the input table; "
+            f"available: {_shown(list(raw.columns))}"
+        )
+    ids = raw[id_column].reset_index(drop=True)
+    nulls = ids.isna().to_numpy()
+    if nulls.any():
+        raise InputError(
+            f"id column {id_column!r} has {int(nulls.sum())} null values; "
+            f"first at row position {int(np.flatnonzero(nulls)[0])}"
+        )
+    duplicated = ids.duplicated(keep=False).to_numpy()
+    if duplicated.any():
+        example = ids[duplicated].iloc[0]
+        raise InputError(
+            f"id column {id_column!r} is not unique: {int(duplicated.sum())} rows share an id, "
+            f"e.g. {example!r} appears {int((ids == example).sum())} times"
+        )
+    return ids
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    dtype = series.dtype
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)
+
+
+def _feature_candidates(
+    raw: pd.DataFrame, settings: InputSettings, profile_columns: list[str]
+) -> list[str]:
+    """The configured feature columns, or every numeric column but the id and the profile."""
+    if not settings.feature_columns:
+        excluded = {settings.id_column, *profile_columns}
+        columns = [c for c in raw.columns if c not in excluded and _is_numeric(raw[c])]
+        if not columns:
+            raise InputError(
+                "No numeric feature columns found (input.feature_columns is empty, so every "
+                f"numeric column but the id and profile columns is used); columns: "
+                f"{_shown(list(raw.columns))}"
+            )
+        return columns
+    columns = list(settings.feature_columns)
+    _require_columns(raw, columns, "input.feature_columns")
+    if settings.id_column in columns:
+        raise InputError(
+            f"id column {settings.id_column!r} cannot also be in input.feature_columns"
+        )
+    overlap = [c for c in columns if c in profile_columns]
+    if overlap:
+        raise InputError(
+            f"Columns {overlap} are in both input.feature_columns and input.profile_columns"
+        )
+    return columns
+
+
+def _numeric_values(raw: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The columns as a float64 matrix (bools as 0/1, missing as NaN), after checking them."""
+    missing = [c for c in columns if c not in raw.columns]
+    if missing:
+        raise InputError(f"Feature columns missing from the input table: {missing}")
+    duplicated = [c for c in columns if raw.columns.get_indexer_for([c]).size > 1]
+    if duplicated:
+        raise InputError(f"Feature columns appear more than once in the input table: {duplicated}")
+    not_numeric = [f"{c!r} ({raw[c].dtype})" for c in columns if not _is_numeric(raw[c])]
+    if not_numeric:
+        raise InputError(f"Feature columns are not numeric: {', '.join(not_numeric)}")
+    values = np.empty((len(raw), len(columns)), dtype=np.float64)
+    for position, column in enumerate(columns):
+        values[:, position] = raw[column].to_numpy(dtype=np.float64, na_value=np.nan)
+    return values
+
+
+def _finite_rows(values: np.ndarray) -> np.ndarray:
+    return np.isfinite(values).all(axis=1)
+
+
+def _constant(values: np.ndarray) -> np.ndarray:
+    """Per column: no two distinct finite values (all-NaN columns count as constant)."""
+    finite = np.isfinite(values)
+    low = np.where(finite, values, np.inf).min(axis=0, initial=np.inf)
+    high = np.where(finite, values, -np.inf).max(axis=0, initial=-np.inf)
+    return ~(low < high)
+
+
+def _drop_constant_columns(
+    columns: list[str], values: np.ndarray, non_finite: str
+) -> tuple[list[str], np.ndarray, list[str]]:
+    """Drop columns that carry no information, over the rows that will be kept.
+
+    With the "drop" policy, removing rows can make a column constant, and removing that column
+    can bring rows back; repeating until nothing changes keeps the mask and the columns
+    consistent, so the preprocessor reproduces them. Each round removes a column, so it ends.
+    """
+    dropped: list[str] = []
+    kept_rows = np.ones(len(values), dtype=bool)
+    while True:
+        constant = _constant(values[kept_rows])
+        if constant.all():
+            raise InputError(f"All feature columns are constant: {dropped + columns}")
+        if constant.any():
+            dropped += [c for c, is_constant in zip(columns, constant, strict=True) if is_constant]
+            columns = [
+                c for c, is_constant in zip(columns, constant, strict=True) if not is_constant
+            ]
+            values = values[:, ~constant]
+        if non_finite != "drop":
+            return columns, values, dropped
+        new_kept = _finite_rows(values)
+        if new_kept.sum() < 2:
+            raise InputError(
+                f"Dropping rows with non-finite values (input.non_finite='drop') leaves "
+                f"{int(new_kept.sum())} of {len(values)} rows; need at least 2 rows"
+            )
+        if not constant.any() and np.array_equal(new_kept, kept_rows):
+            return columns, values, dropped
+        kept_rows = new_kept
+
+
+def _apply_non_finite(
+    values: np.ndarray, preprocessor: FeaturePreprocessor
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(values of the kept rows, kept-row mask, number of imputed values) per the policy."""
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return values, np.ones(len(values), dtype=bool), 0
+    if preprocessor.non_finite == "drop":
+        kept = ~bad.any(axis=1)
+        return values[kept], kept, 0
+    if preprocessor.non_finite == "impute":
+        imputed = values.copy()
+        imputed[bad] = np.asarray(preprocessor.medians)[np.nonzero(bad)[1]]
+        return imputed, np.ones(len(values), dtype=bool), int(bad.sum())
+    counts = _non_finite_counts(list(preprocessor.feature_columns), values)
+    described = ", ".join(f"{c!r} ({n} values)" for c, n in counts.items())
+    first_row = int(np.flatnonzero(bad.any(axis=1))[0])
+    raise InputError(
+        f"Non-finite values (NaN/inf) in feature columns {described}; first at row position "
+        f"{first_row}. Set input.non_finite to 'drop' or 'impute' to handle them."
+    )
+
+
+def _non_finite_counts(columns: list[str], values: np.ndarray) -> dict[str, int]:
+    counts = (~np.isfinite(values)).sum(axis=0)
+    return {c: int(n) for c, n in zip(columns, counts, strict=True) if n}

@@ -1,0 +1,52 @@
+"""Embed one node's rows into 2-D with UMAP, after an optional PCA for wide data."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+from sklearn.decomposition import PCA
+
+from recursive_clusters.core.settings import EmbeddingSettings
+
+
+def node_seed(random_state: int, path: str) -> int:
+    """A per-node seed that depends only on the global seed and the node's path.
+
+    Every node gets its own stream, yet the result of a node never depends on the order in
+    which the nodes happen to be computed (sensor, CLI or parallel runs).
+    """
+    return (random_state * 1_000_003 + zlib.crc32(path.encode())) % (2**31 - 1)
+
+
+def reduce_width(matrix: np.ndarray, settings: EmbeddingSettings, seed: int) -> np.ndarray:
+    """PCA to ``pca_components`` when the data is wider than ``pca_above_columns``.
+
+    UMAP's neighbour search costs grow with the width; 50 principal components keep the
+    neighbourhoods of typical tabular and image data while cutting that cost.
+    """
+    n_rows, n_cols = matrix.shape
+    if n_cols <= settings.pca_above_columns:
+        return matrix
+    n_components = min(settings.pca_components, n_rows - 1, n_cols)
+    return PCA(n_components=n_components, random_state=seed).fit_transform(matrix)
+
+
+def embed(matrix: np.ndarray, settings: EmbeddingSettings, seed: int) -> np.ndarray:
+    """UMAP 2-D coordinates (float32, one row per input row), deterministic for a seed."""
+    import umap  # imported lazily: it costs seconds and triggers numba compilation
+
+    n_rows = matrix.shape[0]
+    if n_rows < 4:
+        raise ValueError(f"Cannot embed {n_rows} rows: UMAP needs at least 4.")
+    reduced = reduce_width(np.asarray(matrix, dtype=np.float32), settings, seed)
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=min(settings.n_neighbors, n_rows - 1),
+        min_dist=settings.min_dist,
+        metric=settings.metric,
+        random_state=seed,
+        n_jobs=1,
+        init="spectral" if n_rows > 20 else "random",
+    )
+    return reducer.fit_transform(reduced).astype(np.float32)

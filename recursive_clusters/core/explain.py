@@ -1,0 +1,297 @@
+"""Explain one node's children: XGBoost one-vs-all models, a multi-class router and SHAP.
+
+The clusters come from UMAP + HDBSCAN on the node's rows, which say *where* the rows are but
+not *why*. A gradient-boosted classifier trained on the original feature columns turns each
+child into a question about those features: how well it can be told apart (held-out metrics),
+which features separate it (SHAP drivers), and a router that sends new rows to a child
+without re-running UMAP or HDBSCAN.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xgboost
+from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
+from sklearn.model_selection import train_test_split
+
+from recursive_clusters.core.clustering import NOISE
+from recursive_clusters.core.settings import ExplanationSettings
+
+# Share of the training part kept aside to decide when boosting stops.
+VALIDATION_SIZE = 0.2
+
+
+class ExplanationError(ValueError):
+    """A node cannot be explained (too few children or rows) or its saved models are unusable."""
+
+
+@dataclass
+class NodeExplanation:
+    """Everything learnt about one node's children, in tables ready to store and plot."""
+
+    metrics: pd.DataFrame
+    router_accuracy: float
+    shap_values: pd.DataFrame
+    drivers: pd.DataFrame
+    router: xgboost.XGBClassifier
+    one_vs_all: dict[int, xgboost.XGBClassifier]
+    feature_columns: list[str]
+
+
+def _classifier(random_state: int, n_jobs: int) -> xgboost.XGBClassifier:
+    """Small, early-stopped boosted trees: this runs once per node of the tree."""
+    return xgboost.XGBClassifier(
+        tree_method="hist",
+        n_estimators=300,
+        early_stopping_rounds=20,
+        max_depth=4,
+        learning_rate=0.1,
+        n_jobs=n_jobs,
+        random_state=random_state,
+    )
+
+
+def _split(
+    x: np.ndarray, y: np.ndarray, size: float, random_state: int, purpose: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A stratified split, so every child is present on both sides."""
+    try:
+        return train_test_split(x, y, test_size=size, stratify=y, random_state=random_state)
+    except ValueError as exc:
+        sizes = {int(k): int(n) for k, n in zip(*np.unique(y, return_counts=True), strict=True)}
+        raise ExplanationError(
+            f"Cannot split the node's rows for {purpose} (class sizes {sizes}): {exc}"
+        ) from None
+
+
+def _fit(
+    x_train: np.ndarray, y_train: np.ndarray, random_state: int, n_jobs: int
+) -> xgboost.XGBClassifier:
+    """Fit with early stopping on a validation split carved from the training rows only,
+    so the held-out test rows never influence the model."""
+    x_fit, x_val, y_fit, y_val = _split(
+        x_train, y_train, VALIDATION_SIZE, random_state, "early-stopping validation"
+    )
+    model = _classifier(random_state, n_jobs)
+    model.fit(x_fit, y_fit, eval_set=[(x_val, y_val)], verbose=False)
+    return model
+
+
+def _child_metrics(
+    child: int, index: int, model: xgboost.XGBClassifier, split: tuple[np.ndarray, ...]
+) -> dict[str, float | int]:
+    """Held-out one-vs-all scores at the 0.5 threshold."""
+    y_all, y_train, x_test, y_test = split
+    truth = y_test == index
+    score = model.predict_proba(x_test)[:, 1]
+    predicted = score >= 0.5
+    return {
+        "child": child,
+        "n_rows": int(np.sum(y_all == index)),
+        "n_train": int(np.sum(y_train == index)),
+        "n_test": int(np.sum(truth)),
+        "roc_auc": float(roc_auc_score(truth, score)) if 0 < truth.sum() < len(truth) else np.nan,
+        "precision": float(precision_score(truth, predicted, zero_division=0)),
+        "recall": float(recall_score(truth, predicted, zero_division=0)),
+        "f1": float(f1_score(truth, predicted, zero_division=0)),
+    }
+
+
+def _shap_table(
+    model: xgboost.XGBClassifier,
+    child: int,
+    x: np.ndarray,
+    is_child: np.ndarray,
+    row_ids: np.ndarray,
+    columns: list[str],
+    per_child: int,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """SHAP values of one one-vs-all model on a balanced sample: the child's rows and as many
+    of the other rows, so both sides of the decision are explained."""
+    import shap
+
+    inside = np.flatnonzero(is_child)
+    outside = np.flatnonzero(~is_child)
+    n_inside = min(per_child, len(inside))
+    sample = np.concatenate(
+        [
+            rng.choice(inside, size=n_inside, replace=False),
+            rng.choice(outside, size=min(n_inside, len(outside)), replace=False),
+        ]
+    )
+    values = np.asarray(shap.TreeExplainer(model).shap_values(x[sample]), dtype=float)
+    n_features = len(columns)
+    return pd.DataFrame(
+        {
+            "row": np.repeat(row_ids[sample], n_features).astype(np.int64),
+            "child": child,
+            "feature": np.tile(np.asarray(columns, dtype=object), len(sample)),
+            "value": values.reshape(-1),
+            "feature_value": x[sample].astype(float).reshape(-1),
+        }
+    )
+
+
+def _drivers(shap_values: pd.DataFrame, top_k: int) -> pd.DataFrame:
+    """The features with the largest mean |SHAP| per child, with the direction in which they
+    push toward it. Features that never contribute (mean |SHAP| of 0) are not drivers."""
+    rows = []
+    for (child, feature), group in shap_values.groupby(["child", "feature"], sort=True):
+        values, feature_values = group["value"].to_numpy(), group["feature_value"].to_numpy()
+        varies = np.std(values) > 0 and np.std(feature_values) > 0
+        correlation = np.corrcoef(feature_values, values)[0, 1] if varies else 0.0
+        rows.append(
+            {
+                "child": int(child),
+                "feature": str(feature),
+                "mean_abs_shap": float(np.mean(np.abs(values))),
+                "direction": "higher" if correlation > 0 else "lower",
+            }
+        )
+    table = pd.DataFrame(rows, columns=["child", "feature", "mean_abs_shap", "direction"])
+    table = table[table["mean_abs_shap"] > 0].sort_values(
+        ["child", "mean_abs_shap", "feature"], ascending=[True, False, True], kind="stable"
+    )
+    table = table.groupby("child", sort=True).head(top_k).copy()
+    table.insert(1, "rank", table.groupby("child").cumcount() + 1)
+    return table.reset_index(drop=True)
+
+
+def explain_node(
+    features: pd.DataFrame,
+    labels: np.ndarray,
+    row_ids: np.ndarray,
+    settings: ExplanationSettings,
+    random_state: int,
+    *,
+    n_jobs: int = 1,
+) -> NodeExplanation:
+    """Train the router and one one-vs-all model per child of a node, score them on held-out
+    rows and explain the one-vs-all models with SHAP.
+
+    Noise rows (label -1) are left out of training and evaluation: noise is not a cluster,
+    so there is nothing to learn about it. New rows that fit no child well are handled by
+    ``predict``'s confidence threshold instead.
+    """
+    labels = np.asarray(labels)
+    row_ids = np.asarray(row_ids)
+    if not (len(features) == len(labels) == len(row_ids)):
+        raise ExplanationError(
+            f"features ({len(features)}), labels ({len(labels)}) and row_ids ({len(row_ids)}) "
+            "must have one entry per row"
+        )
+    keep = labels != NOISE
+    children = sorted(int(k) for k in np.unique(labels[keep]))
+    if len(children) < 2:
+        found = "no children" if not children else f"a single child ({children[0]})"
+        raise ExplanationError(f"The node has {found}: nothing to separate.")
+    counts = {k: int(np.sum(labels == k)) for k in children}
+    too_small = [k for k, n in counts.items() if n < 2]
+    if too_small:
+        raise ExplanationError(
+            f"Child {too_small[0]} has {counts[too_small[0]]} row: at least 2 are needed "
+            "to split it between training and test."
+        )
+    columns = [str(c) for c in features.columns]
+    x = features.to_numpy(dtype=np.float32)[keep]
+    ids = row_ids[keep]
+    # Classes are the children's positions, so the router's outputs follow `children`.
+    y = np.searchsorted(children, labels[keep])
+
+    x_train, x_test, y_train, y_test = _split(x, y, settings.test_size, random_state, "testing")
+    router = _fit(x_train, y_train, random_state, n_jobs)
+    router_accuracy = float(np.mean(router.predict(x_test) == y_test))
+
+    rng = np.random.default_rng(random_state)
+    one_vs_all: dict[int, xgboost.XGBClassifier] = {}
+    metrics, shap_tables = [], []
+    for index, child in enumerate(children):
+        model = _fit(x_train, (y_train == index).astype(int), random_state, n_jobs)
+        one_vs_all[child] = model
+        metrics.append(_child_metrics(child, index, model, (y, y_train, x_test, y_test)))
+        shap_tables.append(
+            _shap_table(
+                model, child, x, y == index, ids, columns, settings.shap_sample_per_child, rng
+            )
+        )
+    shap_values = pd.concat(shap_tables, ignore_index=True)
+    return NodeExplanation(
+        metrics=pd.DataFrame(metrics),
+        router_accuracy=router_accuracy,
+        shap_values=shap_values,
+        drivers=_drivers(shap_values, settings.top_k),
+        router=router,
+        one_vs_all=one_vs_all,
+        feature_columns=columns,
+    )
+
+
+def _replace_atomically(target: Path, write: Callable[[str], object]) -> None:
+    """Write through a temporary file in the same directory, then rename it over ``target``,
+    so a reader never sees a half-written model."""
+    handle, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".json"
+    )
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _json_safe(value: object) -> object:
+    """NaN (an undefined AUC) is not valid JSON: store it as null."""
+    return None if isinstance(value, float) and np.isnan(value) else value
+
+
+def save_node_models(explanation: NodeExplanation, directory: Path) -> None:
+    """Store the router, the one-vs-all models and their description as XGBoost JSON (never
+    pickle: loading a pickle runs code, JSON is data and survives library upgrades)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    _replace_atomically(directory / "router.json", explanation.router.save_model)
+    for child, model in explanation.one_vs_all.items():
+        _replace_atomically(directory / f"one_vs_all_{child}.json", model.save_model)
+    description = {
+        "feature_columns": explanation.feature_columns,
+        "children": sorted(explanation.one_vs_all),
+        "router_accuracy": explanation.router_accuracy,
+        "metrics": [
+            {key: _json_safe(value) for key, value in record.items()}
+            for record in explanation.metrics.to_dict(orient="records")
+        ],
+    }
+    text = json.dumps(description, indent=2)
+    _replace_atomically(directory / "models.json", lambda path: Path(path).write_text(text))
+
+
+def load_router(directory: Path) -> tuple[xgboost.XGBClassifier, list[str], list[int]]:
+    """The router of a saved node with its feature columns and the child each output is."""
+    directory = Path(directory)
+    router_path, description_path = directory / "router.json", directory / "models.json"
+    for path in (router_path, description_path):
+        if not path.is_file():
+            raise ExplanationError(f"Saved node model not found: {path}")
+    try:
+        description = json.loads(description_path.read_text())
+        feature_columns = [str(c) for c in description["feature_columns"]]
+        children = [int(k) for k in description["children"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ExplanationError(f"Unreadable model description {description_path}: {exc}") from None
+    router = xgboost.XGBClassifier()
+    try:
+        router.load_model(router_path)
+    except xgboost.core.XGBoostError as exc:
+        raise ExplanationError(f"Unreadable router {router_path}: {exc}") from None
+    return router, feature_columns, children

@@ -1,0 +1,190 @@
+"""Every tunable parameter of the pipeline, with its default and why, in one validated place.
+
+The settings are plain pydantic models (no Dagster import) so the core, the CLI, the Dagster
+code location and the tests all read the same defaults. Unknown keys and out-of-range values are
+rejected with the offending key named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class SettingsError(ValueError):
+    """A configuration file or value is invalid; the message names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSettings(_Strict):
+    """Where the table comes from and which columns play which role."""
+
+    path: str | None = Field(
+        None,
+        description="Parquet (.parquet), CSV (.csv) or DuckDB (.duckdb/.db) file. "
+        "Empty: the built-in scikit-learn 8x8 digits demo (1,797 rows, 64 pixels).",
+    )
+    table: str | None = Field(None, description="Table name inside a DuckDB file.")
+    id_column: str | None = Field(
+        None, description="Unique row id column. Empty: the row number becomes the id."
+    )
+    feature_columns: list[str] | None = Field(
+        None, description="Columns to cluster on. Empty: every numeric column but the id."
+    )
+    profile_columns: list[str] = Field(
+        default_factory=list,
+        description="Columns carried along for the cluster profiles, never clustered on.",
+    )
+    standardize: bool = Field(
+        False, description="Scale each feature to zero mean and unit variance before embedding."
+    )
+    non_finite: Literal["error", "drop", "impute"] = Field(
+        "error",
+        description="What to do with NaN/inf in features: fail naming the column, drop the "
+        "rows, or impute the column median. Counts are reported either way.",
+    )
+    image_shape: tuple[int, int] | None = Field(
+        None, description="(height, width) when the features are pixels, for mean images."
+    )
+
+
+class EmbeddingSettings(_Strict):
+    """UMAP parameters; defaults follow UMAP's own advice for clustering (min_dist=0)."""
+
+    n_neighbors: int = Field(
+        15, ge=2, le=500, description="UMAP neighbourhood size (capped at rows-1 per node)."
+    )
+    min_dist: float = Field(0.0, ge=0.0, le=1.0, description="UMAP min_dist; 0 packs clusters.")
+    metric: str = Field("euclidean", description="UMAP distance metric on the features.")
+    pca_components: int = Field(
+        50, ge=2, description="PCA components used before UMAP when the data is wide."
+    )
+    pca_above_columns: int = Field(
+        100, ge=2, description="Reduce with PCA first when a node has more columns than this."
+    )
+
+
+class ClusteringSettings(_Strict):
+    """HDBSCAN parameters, sized relative to each node so one setting works at every level."""
+
+    min_cluster_size: float = Field(
+        0.02,
+        gt=0,
+        description="Smallest cluster: a fraction of the node's rows when < 1, else a row count.",
+    )
+    min_cluster_size_floor: int = Field(
+        15, ge=2, description="Lower bound on the resolved minimum cluster size, in rows."
+    )
+    min_samples: int | None = Field(
+        None, ge=1, description="HDBSCAN min_samples; empty: equal to the minimum cluster size."
+    )
+    cluster_selection_method: Literal["eom", "leaf"] = Field(
+        "eom", description="HDBSCAN flat-cluster selection: 'eom' (stable) or 'leaf' (fine)."
+    )
+
+    def resolve_min_cluster_size(self, n_rows: int) -> int:
+        """The absolute minimum cluster size for a node of ``n_rows`` rows."""
+        if self.min_cluster_size >= 1:
+            return int(self.min_cluster_size)
+        return max(self.min_cluster_size_floor, math.ceil(self.min_cluster_size * n_rows))
+
+
+class RecursionSettings(_Strict):
+    """How deep to zoom in, and which clusters are worth zooming into."""
+
+    max_depth: int = Field(
+        3, ge=1, le=8, description="Levels of the tree; 1 clusters the whole table only."
+    )
+    min_node_size: int = Field(
+        150, ge=10, description="A cluster is zoomed into only if it has at least this many rows."
+    )
+    min_child_fraction: float = Field(
+        0.0, ge=0.0, lt=1.0, description="...and at least this share of its parent's rows."
+    )
+
+
+class ExplanationSettings(_Strict):
+    """Classifier, SHAP and stability parameters for explaining each node's children."""
+
+    test_size: float = Field(0.25, gt=0.05, lt=0.9, description="Held-out share per node.")
+    shap_sample_per_child: int = Field(200, ge=10, description="Rows explained by SHAP per child.")
+    top_k: int = Field(10, ge=1, description="Drivers listed per child.")
+    stability_runs: int = Field(
+        3, ge=0, le=50, description="Perturbed re-clusterings per node (0 switches it off)."
+    )
+    stability_sample_fraction: float = Field(
+        0.8, gt=0.1, le=1.0, description="Share of rows subsampled in each perturbed run."
+    )
+    confidence_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="predict stops at the deepest node this confident."
+    )
+
+
+class Settings(_Strict):
+    """The whole configuration of one tree."""
+
+    input: InputSettings = Field(default_factory=InputSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    clustering: ClusteringSettings = Field(default_factory=ClusteringSettings)
+    recursion: RecursionSettings = Field(default_factory=RecursionSettings)
+    explanation: ExplanationSettings = Field(default_factory=ExplanationSettings)
+    random_state: int = Field(42, ge=0, description="Seed for every random step.")
+    schedule_cron: str | None = Field(
+        None, description="Cron string to re-cluster on a schedule; empty: no schedule runs."
+    )
+
+    @model_validator(mode="after")
+    def _demo_defaults(self) -> Settings:
+        """Without an input path the digits demo runs: fill in its id, profile and shape."""
+        if self.input.path is None:
+            given = self.input.model_fields_set
+            demo = {
+                "id_column": "digit_id",
+                "profile_columns": ["digit"],
+                "image_shape": (8, 8),
+            }
+            update = {key: value for key, value in demo.items() if key not in given}
+            object.__setattr__(self, "input", self.input.model_copy(update=update))
+        return self
+
+    def fingerprint(self) -> str:
+        """A short stable hash of the settings, part of a tree's generation id."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def parse_settings(data: dict | None, source: str = "settings") -> Settings:
+    """Validate a settings mapping, raising ``SettingsError`` that names each bad key."""
+    try:
+        return Settings.model_validate(data or {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"Invalid {source}: {problems}") from None
+
+
+def load_settings(path: str | Path | None) -> Settings:
+    """Read settings from a YAML file; ``None`` gives the defaults (the digits demo)."""
+    if path is None:
+        return Settings()
+    path = Path(path)
+    if not path.is_file():
+        raise SettingsError(f"Settings file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"Settings file {path} is not valid YAML: {exc}") from None
+    if data is not None and not isinstance(data, dict):
+        raise SettingsError(f"Settings file {path} must hold a mapping of keys, not {data!r}")
+    return parse_settings(data, source=f"settings file {path}")

@@ -1,0 +1,41 @@
+"""The Dagster code location: assets for every tree level, the growth sensor, jobs, schedule."""
+
+import os
+
+from dagster import Definitions, in_process_executor
+
+from recursive_clusters.assets.levels import build_level_assets
+from recursive_clusters.assets.source import features, source_table
+from recursive_clusters.assets.tree import build_tree_asset
+from recursive_clusters.core.settings import Settings, load_settings
+from recursive_clusters.jobs import GROW_TREE_JOB, PUBLISH_TREE_JOB, build_jobs, level_job_name
+from recursive_clusters.resources import SETTINGS_ENV, TreeStorage
+from recursive_clusters.schedules import build_recluster_schedule
+from recursive_clusters.sensors import build_growth_sensor
+
+
+def build_definitions(settings: Settings, storage: TreeStorage | None = None) -> Definitions:
+    """Everything the code location holds, for a tree of ``settings.recursion.max_depth``.
+
+    The depth fixes how many level assets exist; every other setting is read per tree from
+    its manifest. Runs execute in one process (``in_process_executor``): parallelism comes
+    from sibling batches running as separate runs, not from a process per step.
+    """
+    max_depth = settings.recursion.max_depth
+    levels = {level: build_level_assets(level) for level in range(1, max_depth + 1)}
+    tree = build_tree_asset(max_depth)
+    jobs = build_jobs(
+        {level: [a.key for a in assets] for level, assets in levels.items()}, [tree.key]
+    )
+    level_jobs = {level: jobs[level_job_name(level)] for level in range(2, max_depth + 1)}
+    return Definitions(
+        assets=[source_table, features, *(a for assets in levels.values() for a in assets), tree],
+        jobs=list(jobs.values()),
+        sensors=[build_growth_sensor(max_depth, level_jobs, jobs[PUBLISH_TREE_JOB])],
+        schedules=[build_recluster_schedule(jobs[GROW_TREE_JOB], settings.schedule_cron)],
+        resources={"tree_storage": storage or TreeStorage()},
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions(load_settings(os.environ.get(SETTINGS_ENV)))

@@ -1,0 +1,44 @@
+"""Jobs: grow a new tree from the input, compute one level's nodes, publish a finished tree."""
+
+from dagster import AssetKey, AssetSelection, define_asset_job
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
+
+from recursive_clusters.assets.common import level_partitions
+
+GROW_TREE_JOB = "grow_tree"
+PUBLISH_TREE_JOB = "publish_tree"
+
+
+def level_job_name(level: int) -> str:
+    return f"level_{level}_nodes"
+
+
+def build_jobs(
+    level_assets: dict[int, list[AssetKey]], publish_assets: list[AssetKey]
+) -> dict[str, UnresolvedAssetJobDefinition]:
+    """``grow_tree`` (input + level 1), one job per deeper level, and ``publish_tree``."""
+    jobs = {
+        GROW_TREE_JOB: define_asset_job(
+            GROW_TREE_JOB,
+            selection=AssetSelection.assets("source_table", "features", *level_assets[1]),
+            description="Start a new tree from the configured input and cluster its root; "
+            "the growth sensor then zooms into every qualifying cluster and publishes the tree.",
+        ),
+        PUBLISH_TREE_JOB: define_asset_job(
+            PUBLISH_TREE_JOB,
+            selection=AssetSelection.assets(*publish_assets),
+            description="Assign every row to its leaf and make the finished tree current.",
+        ),
+    }
+    for level, keys in level_assets.items():
+        if level == 1:
+            continue
+        jobs[level_job_name(level)] = define_asset_job(
+            level_job_name(level),
+            selection=AssetSelection.assets(*keys),
+            partitions_def=level_partitions(level),
+            description=f"Embed, cluster and explain level-{level} nodes (a batch of siblings).",
+        )
+    return jobs

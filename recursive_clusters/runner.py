@@ -1,0 +1,105 @@
+"""Grow a whole tree from one process, through the same Dagster jobs the daemon runs.
+
+The CLI uses this instead of the daemon: every run is executed in-process against the
+persistent instance (so `dagster dev` shows them afterwards), and the same growth planner
+as the sensor decides which partitions to add and run next.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+from dagster import (
+    AddDynamicPartitionsRequest,
+    DagsterInstance,
+    Definitions,
+    DeleteDynamicPartitionsRequest,
+)
+
+from recursive_clusters.assets.common import DRIVER_TAG, GENERATION_TAG
+from recursive_clusters.growth import latest_storage_id, plan_growth
+from recursive_clusters.jobs import GROW_TREE_JOB, PUBLISH_TREE_JOB, level_job_name
+
+INSTANCE_TEMPLATE = "dagster_instance.yaml"
+# The event log keeps every event; the terminal only shows warnings and our progress lines.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def ensure_dagster_home(default: Path) -> Path:
+    """Use ``$DAGSTER_HOME``, else ``default``; give it our ``dagster.yaml`` if it has none."""
+    home = Path(os.environ.get("DAGSTER_HOME") or default).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        template = resources.files("recursive_clusters").joinpath(INSTANCE_TEMPLATE)
+        with resources.as_file(template) as source:
+            shutil.copyfile(source, config)
+    return home
+
+
+def _apply(instance: DagsterInstance, requests: list) -> None:
+    """Apply partition requests as the sensor daemon does: in order, skipping no-ops."""
+    for request in requests:
+        name = request.partitions_def_name
+        if isinstance(request, AddDynamicPartitionsRequest):
+            new = [k for k in request.partition_keys if not instance.has_dynamic_partition(name, k)]
+            instance.add_dynamic_partitions(name, new)
+        elif isinstance(request, DeleteDynamicPartitionsRequest):
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(name, key)
+
+
+def grow_tree(
+    instance: DagsterInstance,
+    defs: Definitions,
+    max_depth: int,
+    report: Callable[[str], None] = print,
+) -> str:
+    """Start a tree, grow it level by level and publish it; returns its generation id."""
+    storage = defs.resources["tree_storage"]
+    cursor = str(latest_storage_id(instance, max_depth))
+    driver_tags = {DRIVER_TAG: "cli"}
+    own_runs: set[str] = set()
+    level_jobs = {level: level_job_name(level) for level in range(2, max_depth + 1)}
+
+    def execute(job_name: str, tags: dict[str, str], label: str) -> str:
+        started = time.perf_counter()
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, tags={**tags, **driver_tags}, run_config=QUIET_CONSOLE
+        )
+        own_runs.add(result.run_id)
+        report(
+            f"  {label}: done in {time.perf_counter() - started:.1f} s (run {result.run_id[:8]})"
+        )
+        return result.run_id
+
+    run_id = execute(GROW_TREE_JOB, {}, "input + level 1 (root)")
+    generation = instance.get_run_by_id(run_id).tags[GENERATION_TAG]
+    while True:
+        plan = plan_growth(
+            instance,
+            storage.store(),
+            cursor,
+            max_depth,
+            level_jobs,
+            PUBLISH_TREE_JOB,
+            accept_run=own_runs.__contains__,
+        )
+        cursor = plan.cursor
+        _apply(instance, plan.dynamic_partitions_requests)
+        if not plan.run_requests:
+            return generation
+        for request in plan.run_requests:
+            if request.job_name == PUBLISH_TREE_JOB:
+                label = "publish tree"
+            else:
+                start = request.tags.get("dagster/asset_partition_range_start")
+                end = request.tags.get("dagster/asset_partition_range_end")
+                label = f"{request.job_name}: nodes {start} .. {end}"
+            execute(request.job_name, dict(request.tags), label)

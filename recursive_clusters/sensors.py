@@ -1,0 +1,66 @@
+"""The sensor that grows each tree, one batch of siblings at a time, after a level-1 launch."""
+
+import os
+from collections.abc import Mapping
+
+from dagster import (
+    DefaultSensorStatus,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
+
+from recursive_clusters.assets.common import DRIVER_TAG
+from recursive_clusters.growth import latest_storage_id, plan_growth
+from recursive_clusters.resources import TreeStorage
+
+
+def default_parallel_runs() -> int:
+    """Sibling batches run side by side, at most one per core (and as the run queue allows)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def build_growth_sensor(
+    max_depth: int,
+    level_jobs: Mapping[int, UnresolvedAssetJobDefinition],
+    publish_job: UnresolvedAssetJobDefinition,
+) -> SensorDefinition:
+    @sensor(
+        name="tree_growth_sensor",
+        jobs=[*level_jobs.values(), publish_job],
+        minimum_interval_seconds=5,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Adds the child partitions of each newly clustered node and runs them; "
+        "publishes the tree when no node is pending.",
+    )
+    def tree_growth_sensor(context: SensorEvaluationContext, tree_storage: TreeStorage):
+        if context.cursor is None:
+            start = latest_storage_id(context.instance, max_depth)
+            return SensorResult(cursor=str(start), skip_reason=SkipReason("Started watching."))
+
+        def launched_by_daemon(run_id: str) -> bool:
+            run = context.instance.get_run_by_id(run_id)
+            return run is not None and run.tags.get(DRIVER_TAG) != "cli"
+
+        plan = plan_growth(
+            context.instance,
+            tree_storage.store(),
+            context.cursor,
+            max_depth,
+            {level: job.name for level, job in level_jobs.items()},
+            publish_job.name,
+            accept_run=launched_by_daemon,
+            parallel_runs=default_parallel_runs(),
+        )
+        return SensorResult(
+            run_requests=plan.run_requests,
+            dynamic_partitions_requests=plan.dynamic_partitions_requests,
+            cursor=plan.cursor,
+        )
+
+    return tree_growth_sensor

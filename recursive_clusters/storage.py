@@ -1,0 +1,265 @@
+"""Where trees live on disk: one Parquet/JSON file per artefact, written atomically.
+
+Why files and not one DuckDB database for everything: DuckDB lets one process write a
+database file at a time, and sibling nodes are computed by parallel runs. Every node writes
+its own files (temporary name + ``os.replace``, so a reader never sees half a file), and the
+DuckDB catalog (``catalog.duckdb``) holds views over those files plus the final assignments;
+it is written once per finished tree, with retries when another process holds its lock.
+
+Layout under ``base_dir``::
+
+    trees/<generation>/manifest.json         settings, data fingerprint, status
+    trees/<generation>/{source,features,ids,profile}.parquet, preprocessor.json
+    trees/<generation>/nodes/<path>/embedding.parquet  (row, x, y)
+    trees/<generation>/nodes/<path>/labels.parquet     (row, label, probability)
+    trees/<generation>/nodes/<path>/node.json          written last: the node is complete
+    trees/<generation>/nodes/<path>/*.png, models/, explanation files
+    trees/<generation>/assignments.parquet
+    building.json   the generation most recently started
+    current.json    the last generation completed: what export, report and predict read
+    catalog.duckdb  views and tables for SQL users
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from recursive_clusters.core.tree import validate_path
+
+_GENERATION_PATTERN = re.compile(r"^[0-9a-f]{8,40}$")
+
+
+class StorageError(RuntimeError):
+    """A tree, node or file that should exist does not, or the catalog stayed locked."""
+
+
+def validate_generation(generation: str) -> str:
+    if not isinstance(generation, str) or not _GENERATION_PATTERN.match(generation):
+        raise StorageError(f"Not a tree generation id: {generation!r}")
+    return generation
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; it replaces ``target`` only on success."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def write_json(target: Path, payload: object) -> None:
+    with atomic_path(target) as temporary:
+        temporary.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+
+
+def write_parquet(target: Path, frame: pd.DataFrame) -> None:
+    with atomic_path(target) as temporary:
+        frame.to_parquet(temporary, index=False)
+
+
+def read_json(source: Path) -> dict:
+    if not source.is_file():
+        raise StorageError(f"Missing file: {source}")
+    return json.loads(source.read_text())
+
+
+def _sql_string(value: str) -> str:
+    """A SQL string literal (only ever used for paths this module built itself)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+class TreeStore:
+    """Reads and writes the files of every tree generation under one base directory."""
+
+    def __init__(self, base_dir: str | Path) -> None:
+        self.base_dir = Path(base_dir)
+
+    # -- generations -------------------------------------------------------------------
+    def tree_dir(self, generation: str) -> Path:
+        return self.base_dir / "trees" / validate_generation(generation)
+
+    def begin_tree(self, generation: str, manifest: dict) -> None:
+        """Record a new generation as started (it is not current until ``publish``)."""
+        write_json(self.tree_dir(generation) / "manifest.json", {**manifest, "status": "building"})
+        write_json(self.base_dir / "building.json", {"generation": generation})
+
+    def manifest(self, generation: str) -> dict:
+        return read_json(self.tree_dir(generation) / "manifest.json")
+
+    def latest_started(self) -> str | None:
+        pointer = self.base_dir / "building.json"
+        return read_json(pointer)["generation"] if pointer.is_file() else None
+
+    def current(self) -> str | None:
+        pointer = self.base_dir / "current.json"
+        return read_json(pointer)["generation"] if pointer.is_file() else None
+
+    def require_current(self) -> str:
+        generation = self.current()
+        if generation is None:
+            raise StorageError(
+                f"No finished tree under {self.base_dir}: run `recursive-clusters run` "
+                "(or `demo`) first."
+            )
+        return generation
+
+    # -- tables of a generation ----------------------------------------------------------
+    def table_path(self, generation: str, name: str) -> Path:
+        return self.tree_dir(generation) / f"{name}.parquet"
+
+    def write_table(self, generation: str, name: str, frame: pd.DataFrame) -> Path:
+        target = self.table_path(generation, name)
+        write_parquet(target, frame)
+        return target
+
+    def read_table(self, generation: str, name: str) -> pd.DataFrame:
+        source = self.table_path(generation, name)
+        if not source.is_file():
+            raise StorageError(f"Missing table {name!r} of tree {generation}: {source}")
+        return pd.read_parquet(source)
+
+    def write_text(self, generation: str, name: str, text: str) -> Path:
+        target = self.tree_dir(generation) / name
+        with atomic_path(target) as temporary:
+            temporary.write_text(text)
+        return target
+
+    def read_text(self, generation: str, name: str) -> str:
+        source = self.tree_dir(generation) / name
+        if not source.is_file():
+            raise StorageError(f"Missing file {name!r} of tree {generation}: {source}")
+        return source.read_text()
+
+    # -- nodes -------------------------------------------------------------------------
+    def node_dir(self, generation: str, path: str) -> Path:
+        return self.tree_dir(generation) / "nodes" / validate_path(path)
+
+    def write_embedding(self, generation: str, path: str, frame: pd.DataFrame) -> None:
+        write_parquet(self.node_dir(generation, path) / "embedding.parquet", frame)
+
+    def read_embedding(self, generation: str, path: str) -> pd.DataFrame:
+        source = self.node_dir(generation, path) / "embedding.parquet"
+        if not source.is_file():
+            raise StorageError(f"Node {path} of tree {generation} has no embedding yet: {source}")
+        return pd.read_parquet(source)
+
+    def write_node(self, generation: str, path: str, labels: pd.DataFrame, record: dict) -> None:
+        """Labels first, the JSON record last: a node with a record is complete."""
+        node_dir = self.node_dir(generation, path)
+        write_parquet(node_dir / "labels.parquet", labels)
+        write_json(node_dir / "node.json", record)
+
+    def read_labels(self, generation: str, path: str) -> pd.DataFrame:
+        source = self.node_dir(generation, path) / "labels.parquet"
+        if not source.is_file():
+            raise StorageError(f"Node {path} of tree {generation} is not clustered yet: {source}")
+        return pd.read_parquet(source)
+
+    def child_rows(self, generation: str, parent: str, child: int) -> list[int]:
+        """Row numbers of one child of ``parent``, selected in DuckDB from the parent's labels."""
+        source = self.node_dir(generation, parent) / "labels.parquet"
+        if not source.is_file():
+            raise StorageError(f"Parent node {parent} of tree {generation} is not clustered yet.")
+        with duckdb.connect() as connection:
+            rows = connection.execute(
+                "SELECT row FROM read_parquet(?) WHERE label = ? ORDER BY row",
+                [str(source), int(child)],
+            ).fetchall()
+        return [row for (row,) in rows]
+
+    def node_record(self, generation: str, path: str) -> dict | None:
+        source = self.node_dir(generation, path) / "node.json"
+        return read_json(source) if source.is_file() else None
+
+    def node_records(self, generation: str) -> dict[str, dict]:
+        nodes_dir = self.tree_dir(generation) / "nodes"
+        records = {}
+        for record_file in sorted(nodes_dir.glob("*/node.json")):
+            record = read_json(record_file)
+            records[validate_path(record["path"])] = record
+        return records
+
+    # -- publishing ----------------------------------------------------------------------
+    def publish(self, generation: str, assignments: pd.DataFrame, summary: dict) -> Path:
+        """Write the assignments, refresh the DuckDB catalog, then make the tree current."""
+        target = self.write_table(generation, "assignments", assignments)
+        manifest = self.manifest(generation)
+        completed = {**manifest, **summary, "status": "complete"}
+        completed["completed_at"] = datetime.now(UTC).isoformat()
+        write_json(self.tree_dir(generation) / "manifest.json", completed)
+        self._with_catalog(lambda connection: self._refresh_catalog(connection, generation))
+        write_json(self.base_dir / "current.json", {"generation": generation})
+        return target
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.base_dir / "catalog.duckdb"
+
+    def _with_catalog(self, action: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+        """Run ``action`` on a write connection, retrying while another process holds it."""
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        delay = 0.2
+        for attempt in range(8):
+            try:
+                with duckdb.connect(str(self.catalog_path)) as connection:
+                    action(connection)
+                return
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or attempt == 7:
+                    raise StorageError(f"Could not write {self.catalog_path}: {exc}") from exc
+                time.sleep(delay)
+                delay *= 2
+
+    def _refresh_catalog(self, connection: duckdb.DuckDBPyConnection, generation: str) -> None:
+        tree = self.tree_dir(generation)
+        table = f"assignments_{generation}"
+        connection.execute(
+            f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM read_parquet('
+            f"{_sql_string(str(tree / 'assignments.parquet'))})"
+        )
+        features = _sql_string(str(tree / "features.parquet"))
+        views = {
+            "assignments": f'SELECT * FROM "{table}"',
+            "features": f"SELECT * FROM read_parquet({features})",
+            "node_embeddings": "SELECT * FROM read_parquet("
+            f"{_sql_string(str(tree / 'nodes' / '*' / 'embedding.parquet'))}, filename = true)",
+            "node_labels": "SELECT * FROM read_parquet("
+            f"{_sql_string(str(tree / 'nodes' / '*' / 'labels.parquet'))}, filename = true)",
+            "tree_nodes": "SELECT * FROM read_json_auto("
+            f"{_sql_string(str(tree / 'nodes' / '*' / 'node.json'))})",
+        }
+        for name, query in views.items():
+            connection.execute(f'CREATE OR REPLACE VIEW "{name}" AS {query}')
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS trees (generation VARCHAR PRIMARY KEY, "
+            "completed_at VARCHAR, data_fingerprint VARCHAR, settings VARCHAR)"
+        )
+        manifest = self.manifest(generation)
+        connection.execute(
+            "INSERT OR REPLACE INTO trees VALUES (?, ?, ?, ?)",
+            [
+                generation,
+                manifest.get("completed_at"),
+                manifest.get("data_fingerprint"),
+                json.dumps(manifest.get("settings")),
+            ],
+        )
