@@ -17,10 +17,11 @@ DEFAULT_HOME = Path(".dagster_home")
 
 def _settings_for_run(args: argparse.Namespace):
     """Settings from ``--config`` with the input options of the command line on top."""
-    from recursive_clusters.core.settings import load_settings, parse_settings
+    from recursive_clusters.core.settings import parse_settings, read_settings_file
 
-    settings = load_settings(args.config)
-    data = settings.model_dump(mode="json", exclude_unset=False)
+    data = read_settings_file(args.config)
+    if args.command == "demo":
+        data.pop("input", None)
     overrides = {
         "path": getattr(args, "input", None),
         "table": getattr(args, "table", None),
@@ -28,10 +29,12 @@ def _settings_for_run(args: argparse.Namespace):
         "feature_columns": _split(getattr(args, "feature_columns", None)),
         "profile_columns": _split(getattr(args, "profile_columns", None)),
     }
-    data["input"].update({key: value for key, value in overrides.items() if value is not None})
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if given:
+        data["input"] = {**(data.get("input") or {}), **given}
     if getattr(args, "max_depth", None):
-        data["recursion"]["max_depth"] = args.max_depth
-    return parse_settings(data, source="command-line options")
+        data["recursion"] = {**(data.get("recursion") or {}), "max_depth": args.max_depth}
+    return parse_settings(data, source="settings")
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -87,6 +90,22 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from recursive_clusters.core.settings import InputSettings
+    from recursive_clusters.resources import TreeStorage
+    from recursive_clusters.runner import ensure_dagster_home
+    from recursive_clusters.scoring import score_file
+    from recursive_clusters.storage import write_parquet
+
+    ensure_dagster_home(DEFAULT_HOME)
+    store = TreeStorage().store()
+    scores = score_file(store, InputSettings(path=args.input, table=args.table))
+    write_parquet(Path(args.output), scores)
+    confident = scores["confident"].mean() if len(scores) else 0.0
+    print(f"Scored {len(scores)} rows ({confident:.1%} confident to a leaf) -> {args.output}")
+    return 0
+
+
 def _ui(args: argparse.Namespace) -> int:
     from recursive_clusters.runner import ensure_dagster_home
 
@@ -136,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="Write assignments.parquet of the current tree.")
     export.add_argument("--output", required=True, help="Directory to write into.")
     export.set_defaults(handler=_export)
+
+    predict = commands.add_parser(
+        "predict", help="Assign new rows to the current tree's leaves (no re-clustering)."
+    )
+    predict.add_argument("--input", required=True, help="Parquet, CSV or DuckDB file.")
+    predict.add_argument("--table", help="Table name inside a DuckDB file.")
+    predict.add_argument("--output", required=True, help="Parquet file to write the scores to.")
+    predict.set_defaults(handler=_predict)
 
     ui = commands.add_parser("ui", help="Start the Dagster UI and daemon on the same instance.")
     ui.add_argument("--config", help="YAML settings for trees launched from the UI.")

@@ -4,7 +4,9 @@ import os
 
 from dagster import Definitions, in_process_executor
 
+from recursive_clusters.assets.explanations import build_explanation_assets
 from recursive_clusters.assets.levels import build_level_assets
+from recursive_clusters.assets.scoring import scored_rows
 from recursive_clusters.assets.source import features, source_table
 from recursive_clusters.assets.tree import build_tree_asset
 from recursive_clusters.core.settings import Settings, load_settings
@@ -22,14 +24,23 @@ def build_definitions(settings: Settings, storage: TreeStorage | None = None) ->
     from sibling batches running as separate runs, not from a process per step.
     """
     max_depth = settings.recursion.max_depth
-    levels = {level: build_level_assets(level) for level in range(1, max_depth + 1)}
+    levels = {
+        level: build_level_assets(level) + build_explanation_assets(level)
+        for level in range(1, max_depth + 1)
+    }
     tree = build_tree_asset(max_depth)
     jobs = build_jobs(
         {level: [a.key for a in assets] for level, assets in levels.items()}, [tree.key]
     )
     level_jobs = {level: jobs[level_job_name(level)] for level in range(2, max_depth + 1)}
     return Definitions(
-        assets=[source_table, features, *(a for assets in levels.values() for a in assets), tree],
+        assets=[
+            source_table,
+            features,
+            *(a for assets in levels.values() for a in assets),
+            tree,
+            scored_rows,
+        ],
         jobs=list(jobs.values()),
         sensors=[build_growth_sensor(max_depth, level_jobs, jobs[PUBLISH_TREE_JOB])],
         schedules=[build_recluster_schedule(jobs[GROW_TREE_JOB], settings.schedule_cron)],

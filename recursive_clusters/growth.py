@@ -5,7 +5,8 @@ which children to zoom into from each node's stored record (decided in the core 
 ``decide_split``), prunes partitions of an older tree under that node, adds the children's
 partition keys, and asks for one run per batch of siblings (a partition-key range), so that
 a batch pays the fixed cost of a run once. When no node of a tree is pending, it asks for
-the publishing run (assignments, and what else depends on the whole tree).
+the publishing run (assignments, and what else depends on the whole tree), once every
+split node is also explained.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 from dagster import (
     AddDynamicPartitionsRequest,
+    AssetKey,
     AssetRecordsFilter,
     DagsterInstance,
     DeleteDynamicPartitionsRequest,
@@ -26,6 +28,7 @@ from dagster._core.storage.tags import (
 )
 
 from recursive_clusters.assets.common import GENERATION_TAG, level_partitions
+from recursive_clusters.assets.explanations import shap_key
 from recursive_clusters.assets.levels import clusters_key
 from recursive_clusters.core.tree import (
     ROOT,
@@ -50,18 +53,29 @@ class GrowthPlan:
 
 @dataclass(frozen=True)
 class NodeEvent:
+    """A node clustered (it may grow children) or explained (its tree may be complete)."""
+
     storage_id: int
     level: int
     path: str
     generation: str
     run_id: str
+    clustered: bool
+
+
+def _watched(max_depth: int) -> list[tuple[int, AssetKey, bool]]:
+    return [
+        (level, key, key == clusters_key(level))
+        for level in range(1, max_depth + 1)
+        for key in (clusters_key(level), shap_key(level))
+    ]
 
 
 def latest_storage_id(instance: DagsterInstance, max_depth: int) -> int:
-    """The newest clusters materialization id: where a fresh sensor starts watching."""
+    """The newest watched materialization id: where a fresh sensor starts watching."""
     newest = 0
-    for level in range(1, max_depth + 1):
-        result = instance.fetch_materializations(clusters_key(level), limit=1)
+    for _, key, _ in _watched(max_depth):
+        result = instance.fetch_materializations(key, limit=1)
         if result.records:
             newest = max(newest, result.records[0].storage_id)
     return newest
@@ -69,9 +83,9 @@ def latest_storage_id(instance: DagsterInstance, max_depth: int) -> int:
 
 def new_node_events(instance: DagsterInstance, after: int, max_depth: int) -> list[NodeEvent]:
     events = []
-    for level in range(1, max_depth + 1):
+    for level, key, clustered in _watched(max_depth):
         result = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=clusters_key(level), after_storage_id=after),
+            AssetRecordsFilter(asset_key=key, after_storage_id=after),
             limit=EVENTS_PER_TICK,
             ascending=True,
         )
@@ -86,6 +100,7 @@ def new_node_events(instance: DagsterInstance, after: int, max_depth: int) -> li
                     path=path_from_partition_key(record.partition_key),
                     generation=str(metadata["generation"].value),
                     run_id=record.run_id,
+                    clustered=clustered,
                 )
             )
     return sorted(events, key=lambda event: event.storage_id)
@@ -118,7 +133,7 @@ def plan_growth(
     added: dict[int, list[tuple[str, str]]] = {level: [] for level in keys}
     for event in events:
         record = store.node_record(event.generation, event.path)
-        if record is None:
+        if record is None or not event.clustered:
             continue
         prefix = "" if event.path == ROOT else partition_key(event.path) + "."
         for level in range(event.level + 1, max_depth + 1):
@@ -161,6 +176,8 @@ def plan_growth(
     growing = {g for level in added for _, g in added[level]}
     for generation in dict.fromkeys(e.generation for e in events):
         if generation in growing or pending_nodes(store.node_records(generation)):
+            continue
+        if store.unexplained_nodes(generation):
             continue
         run_requests.append(
             RunRequest(

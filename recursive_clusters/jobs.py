@@ -9,6 +9,7 @@ from recursive_clusters.assets.common import level_partitions
 
 GROW_TREE_JOB = "grow_tree"
 PUBLISH_TREE_JOB = "publish_tree"
+SCORE_ROWS_JOB = "score_rows"
 
 
 def level_job_name(level: int) -> str:
@@ -30,6 +31,12 @@ def build_jobs(
             PUBLISH_TREE_JOB,
             selection=AssetSelection.assets(*publish_assets),
             description="Assign every row to its leaf and make the finished tree current.",
+        ),
+        SCORE_ROWS_JOB: define_asset_job(
+            SCORE_ROWS_JOB,
+            selection=AssetSelection.assets("scored_rows"),
+            description="Route a new table to the current tree's leaves (set its path in "
+            "the launchpad config); schedule it to score new data regularly.",
         ),
     }
     for level, keys in level_assets.items():

@@ -186,6 +186,28 @@ class TreeStore:
             ).fetchall()
         return [row for (row,) in rows]
 
+    def write_node_table(self, generation: str, path: str, name: str, frame: pd.DataFrame) -> None:
+        write_parquet(self.node_dir(generation, path) / f"{name}.parquet", frame)
+
+    def read_node_table(self, generation: str, path: str, name: str) -> pd.DataFrame:
+        source = self.node_dir(generation, path) / f"{name}.parquet"
+        if not source.is_file():
+            raise StorageError(f"Node {path} of tree {generation} has no {name} table: {source}")
+        return pd.read_parquet(source)
+
+    def unexplained_nodes(self, generation: str) -> list[str]:
+        """Split nodes whose SHAP drivers are not written yet (leaves need none)."""
+        return [
+            path
+            for path, record in self.node_records(generation).items()
+            if record["split_accepted"]
+            and not (self.node_dir(generation, path) / "drivers.parquet").is_file()
+        ]
+
+    def models_dir(self, generation: str) -> Path:
+        """One sub-directory per explained node, as ``predict`` reads them."""
+        return self.tree_dir(generation) / "models"
+
     def node_record(self, generation: str, path: str) -> dict | None:
         source = self.node_dir(generation, path) / "node.json"
         return read_json(source) if source.is_file() else None

@@ -7,13 +7,35 @@ import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from recursive_clusters.assets.common import GENERATION_TAG, resolve_generation
-from recursive_clusters.core.data import fingerprint_frame, load_table, prepare
+from recursive_clusters.core.data import (
+    InputError,
+    PreparedData,
+    fingerprint_frame,
+    load_table,
+    prepare,
+)
+from recursive_clusters.core.settings import InputSettings
 from recursive_clusters.resources import TreeStorage
 
 
 def generation_id(data_fingerprint: str, settings_fingerprint: str) -> str:
     """Same data and same settings give the same tree id, so re-runs are idempotent."""
     return hashlib.sha256(f"{data_fingerprint}:{settings_fingerprint}".encode()).hexdigest()[:16]
+
+
+def image_pixels(source: pd.DataFrame, prepared: PreparedData, settings: InputSettings):
+    """Every pixel column of the kept rows, constant ones included, for mean images."""
+    pixel_columns = set(prepared.features.columns) | set(
+        prepared.report["dropped_constant_columns"]
+    )
+    columns = [c for c in source.columns if c in pixel_columns]
+    height, width = settings.image_shape
+    if len(columns) != height * width:
+        raise InputError(
+            f"input.image_shape {settings.image_shape} needs {height * width} pixel columns; "
+            f"the features have {len(columns)}."
+        )
+    return source[columns].iloc[prepared.kept_rows].reset_index(drop=True).astype(float)
 
 
 @asset(group_name="input", description="The input table, snapshotted as a new tree generation.")
@@ -57,8 +79,11 @@ def features(context: AssetExecutionContext, tree_storage: TreeStorage) -> Mater
     store = tree_storage.store()
     generation = resolve_generation(context, store)
     settings = tree_storage.tree_settings(generation)
-    prepared = prepare(store.read_table(generation, "source"), settings.input)
+    source = store.read_table(generation, "source")
+    prepared = prepare(source, settings.input)
     store.write_table(generation, "features", prepared.features)
+    if settings.input.image_shape:
+        store.write_table(generation, "pixels", image_pixels(source, prepared, settings.input))
     store.write_table(generation, "ids", prepared.ids.to_frame())
     store.write_table(generation, "profile", pd.DataFrame(prepared.profile))
     store.write_text(generation, "preprocessor.json", prepared.preprocessor.to_json())

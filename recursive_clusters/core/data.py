@@ -47,11 +47,6 @@ def load_demo_digits() -> pd.DataFrame:
     return pd.concat([ids, pixels, labels], axis=1)
 
 
-def demo_input_settings() -> InputSettings:
-    """Input roles for the digits demo; the pixels are the default "all other numeric" features."""
-    return InputSettings(id_column="digit_id", profile_columns=["digit"], image_shape=(8, 8))
-
-
 def load_table(settings: InputSettings) -> pd.DataFrame:
     """Read the configured table (or the demo), turning any read failure into an ``InputError``."""
     if settings.path is None:
@@ -206,7 +201,8 @@ class PreparedData:
     """The validated table split into the roles the pipeline needs, plus what was done to it.
 
     ``features`` are the kept rows and columns after imputation but before standardisation;
-    ``matrix`` is what gets clustered. All frames and series have a fresh 0..n-1 index.
+    ``matrix`` is what gets clustered. All frames and series have a fresh 0..n-1 index;
+    ``kept_rows`` are the positions in the raw table they come from.
     """
 
     ids: pd.Series
@@ -215,6 +211,7 @@ class PreparedData:
     profile: pd.DataFrame
     preprocessor: FeaturePreprocessor
     report: dict[str, object]
+    kept_rows: np.ndarray
 
 
 def prepare(raw: pd.DataFrame, settings: InputSettings) -> PreparedData:
@@ -272,6 +269,7 @@ def prepare(raw: pd.DataFrame, settings: InputSettings) -> PreparedData:
         profile=raw[profile_columns].iloc[kept_positions].reset_index(drop=True),
         preprocessor=preprocessor,
         report=report,
+        kept_rows=kept_positions,
     )
 
 

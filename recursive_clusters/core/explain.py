@@ -34,16 +34,22 @@ class ExplanationError(ValueError):
 
 
 @dataclass
-class NodeExplanation:
-    """Everything learnt about one node's children, in tables ready to store and plot."""
+class NodeModels:
+    """The classifiers of one node: a router over its children and one model per child."""
 
     metrics: pd.DataFrame
     router_accuracy: float
-    shap_values: pd.DataFrame
-    drivers: pd.DataFrame
     router: xgboost.XGBClassifier
     one_vs_all: dict[int, xgboost.XGBClassifier]
     feature_columns: list[str]
+
+
+@dataclass
+class NodeExplanation:
+    """SHAP values of a node's one-vs-all models and the top drivers of each child."""
+
+    shap_values: pd.DataFrame
+    drivers: pd.DataFrame
 
 
 def _classifier(random_state: int, n_jobs: int) -> xgboost.XGBClassifier:
@@ -166,28 +172,17 @@ def _drivers(shap_values: pd.DataFrame, top_k: int) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def explain_node(
-    features: pd.DataFrame,
-    labels: np.ndarray,
-    row_ids: np.ndarray,
-    settings: ExplanationSettings,
-    random_state: int,
-    *,
-    n_jobs: int = 1,
-) -> NodeExplanation:
-    """Train the router and one one-vs-all model per child of a node, score them on held-out
-    rows and explain the one-vs-all models with SHAP.
-
-    Noise rows (label -1) are left out of training and evaluation: noise is not a cluster,
-    so there is nothing to learn about it. New rows that fit no child well are handled by
-    ``predict``'s confidence threshold instead.
-    """
+def _training_rows(
+    features: pd.DataFrame, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Non-noise rows, as float32, with their child labels; checks there is something to
+    separate. Noise rows (label -1) are left out of training, evaluation and SHAP: noise is
+    not a cluster, so there is nothing to learn about it. New rows that fit no child well are
+    handled by ``predict``'s confidence threshold instead."""
     labels = np.asarray(labels)
-    row_ids = np.asarray(row_ids)
-    if not (len(features) == len(labels) == len(row_ids)):
+    if len(features) != len(labels):
         raise ExplanationError(
-            f"features ({len(features)}), labels ({len(labels)}) and row_ids ({len(row_ids)}) "
-            "must have one entry per row"
+            f"features ({len(features)}) and labels ({len(labels)}) must have one entry per row"
         )
     keep = labels != NOISE
     children = sorted(int(k) for k in np.unique(labels[keep]))
@@ -201,38 +196,73 @@ def explain_node(
             f"Child {too_small[0]} has {counts[too_small[0]]} row: at least 2 are needed "
             "to split it between training and test."
         )
-    columns = [str(c) for c in features.columns]
-    x = features.to_numpy(dtype=np.float32)[keep]
-    ids = row_ids[keep]
-    # Classes are the children's positions, so the router's outputs follow `children`.
-    y = np.searchsorted(children, labels[keep])
+    return keep, labels[keep], children
 
+
+def train_classifiers(
+    features: pd.DataFrame,
+    labels: np.ndarray,
+    settings: ExplanationSettings,
+    random_state: int,
+    *,
+    n_jobs: int = 1,
+) -> NodeModels:
+    """Train the router and one one-vs-all model per child on the ORIGINAL feature columns,
+    scored on stratified held-out rows."""
+    keep, kept_labels, children = _training_rows(features, labels)
+    x = features.to_numpy(dtype=np.float32)[keep]
+    # Classes are the children's positions, so the router's outputs follow `children`.
+    y = np.searchsorted(children, kept_labels)
     x_train, x_test, y_train, y_test = _split(x, y, settings.test_size, random_state, "testing")
     router = _fit(x_train, y_train, random_state, n_jobs)
     router_accuracy = float(np.mean(router.predict(x_test) == y_test))
-
-    rng = np.random.default_rng(random_state)
     one_vs_all: dict[int, xgboost.XGBClassifier] = {}
-    metrics, shap_tables = [], []
+    metrics = []
     for index, child in enumerate(children):
         model = _fit(x_train, (y_train == index).astype(int), random_state, n_jobs)
         one_vs_all[child] = model
         metrics.append(_child_metrics(child, index, model, (y, y_train, x_test, y_test)))
-        shap_tables.append(
-            _shap_table(
-                model, child, x, y == index, ids, columns, settings.shap_sample_per_child, rng
-            )
-        )
-    shap_values = pd.concat(shap_tables, ignore_index=True)
-    return NodeExplanation(
+    return NodeModels(
         metrics=pd.DataFrame(metrics),
         router_accuracy=router_accuracy,
-        shap_values=shap_values,
-        drivers=_drivers(shap_values, settings.top_k),
         router=router,
         one_vs_all=one_vs_all,
-        feature_columns=columns,
+        feature_columns=[str(c) for c in features.columns],
     )
+
+
+def explain_with_shap(
+    models: NodeModels,
+    features: pd.DataFrame,
+    labels: np.ndarray,
+    row_ids: np.ndarray,
+    settings: ExplanationSettings,
+    random_state: int,
+) -> NodeExplanation:
+    """SHAP values of each one-vs-all model on a bounded, balanced sample, and the drivers."""
+    keep, kept_labels, children = _training_rows(features, labels)
+    if len(row_ids) != len(labels):
+        raise ExplanationError(f"row_ids ({len(row_ids)}) must have one entry per row")
+    x = features.to_numpy(dtype=np.float32)[keep]
+    ids = np.asarray(row_ids)[keep]
+    rng = np.random.default_rng(random_state)
+    shap_values = pd.concat(
+        [
+            _shap_table(
+                models.one_vs_all[child],
+                child,
+                x,
+                kept_labels == child,
+                ids,
+                models.feature_columns,
+                settings.shap_sample_per_child,
+                rng,
+            )
+            for child in children
+        ],
+        ignore_index=True,
+    )
+    return NodeExplanation(shap_values=shap_values, drivers=_drivers(shap_values, settings.top_k))
 
 
 def _replace_atomically(target: Path, write: Callable[[str], object]) -> None:
@@ -255,7 +285,7 @@ def _json_safe(value: object) -> object:
     return None if isinstance(value, float) and np.isnan(value) else value
 
 
-def save_node_models(explanation: NodeExplanation, directory: Path) -> None:
+def save_node_models(explanation: NodeModels, directory: Path) -> None:
     """Store the router, the one-vs-all models and their description as XGBoost JSON (never
     pickle: loading a pickle runs code, JSON is data and survives library upgrades)."""
     directory = Path(directory)
@@ -295,3 +325,24 @@ def load_router(directory: Path) -> tuple[xgboost.XGBClassifier, list[str], list
     except xgboost.core.XGBoostError as exc:
         raise ExplanationError(f"Unreadable router {router_path}: {exc}") from None
     return router, feature_columns, children
+
+
+def load_node_models(directory: Path) -> NodeModels:
+    """Reload a node's router and one-vs-all models (the SHAP step runs after training)."""
+    router, feature_columns, children = load_router(directory)
+    description = json.loads((Path(directory) / "models.json").read_text())
+    one_vs_all = {}
+    for child in children:
+        path = Path(directory) / f"one_vs_all_{child}.json"
+        if not path.is_file():
+            raise ExplanationError(f"Saved node model not found: {path}")
+        model = xgboost.XGBClassifier()
+        model.load_model(path)
+        one_vs_all[child] = model
+    return NodeModels(
+        metrics=pd.DataFrame(description["metrics"]),
+        router_accuracy=description["router_accuracy"],
+        router=router,
+        one_vs_all=one_vs_all,
+        feature_columns=feature_columns,
+    )

@@ -7,7 +7,6 @@ say how sure they are, so a row stops at the deepest node where the answer is co
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +14,19 @@ import pandas as pd
 import xgboost
 
 from recursive_clusters.core.explain import ExplanationError, load_router
-
-ROOT = "root"
-_NODE_PATH = re.compile(r"root(\.\d+)*")
+from recursive_clusters.core.tree import ROOT, PathError, validate_path
 
 
 class PredictionError(ValueError):
     """The saved tree or the given rows cannot be used for prediction; the message says why."""
+
+
+def _is_path(name: str) -> bool:
+    try:
+        validate_path(name)
+    except PathError:
+        return False
+    return True
 
 
 def _node_directories(models_dir: Path) -> set[str]:
@@ -30,9 +35,7 @@ def _node_directories(models_dir: Path) -> set[str]:
     if not models_dir.is_dir():
         raise PredictionError(f"Models directory not found: {models_dir}")
     nodes = {
-        entry.name
-        for entry in models_dir.iterdir()
-        if entry.is_dir() and _NODE_PATH.fullmatch(entry.name)
+        entry.name for entry in models_dir.iterdir() if entry.is_dir() and _is_path(entry.name)
     }
     if ROOT not in nodes:
         raise PredictionError(f"No root model in {models_dir}: expected {models_dir / ROOT}")

@@ -176,8 +176,14 @@ def parse_settings(data: dict | None, source: str = "settings") -> Settings:
 
 def load_settings(path: str | Path | None) -> Settings:
     """Read settings from a YAML file; ``None`` gives the defaults (the digits demo)."""
+    return parse_settings(read_settings_file(path), source=f"settings file {path}")
+
+
+def read_settings_file(path: str | Path | None) -> dict:
+    """The raw mapping of a YAML settings file (empty for ``None``), before validation, so
+    that command-line options can be laid over it."""
     if path is None:
-        return Settings()
+        return {}
     path = Path(path)
     if not path.is_file():
         raise SettingsError(f"Settings file not found: {path}")
@@ -187,4 +193,4 @@ def load_settings(path: str | Path | None) -> Settings:
         raise SettingsError(f"Settings file {path} is not valid YAML: {exc}") from None
     if data is not None and not isinstance(data, dict):
         raise SettingsError(f"Settings file {path} must hold a mapping of keys, not {data!r}")
-    return parse_settings(data, source=f"settings file {path}")
+    return data or {}

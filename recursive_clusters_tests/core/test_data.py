@@ -12,13 +12,12 @@ from hypothesis import strategies as st
 from recursive_clusters.core.data import (
     FeaturePreprocessor,
     InputError,
-    demo_input_settings,
     fingerprint_frame,
     load_demo_digits,
     load_table,
     prepare,
 )
-from recursive_clusters.core.settings import InputSettings
+from recursive_clusters.core.settings import InputSettings, Settings
 
 
 @pytest.fixture
@@ -52,7 +51,7 @@ def test_demo_digits_shape_and_columns() -> None:
 
 
 def test_demo_settings_select_the_64_pixels() -> None:
-    prepared = prepare(load_demo_digits(), demo_input_settings())
+    prepared = prepare(load_demo_digits(), Settings().input)
     # the always-zero corner pixels are dropped as constant
     assert prepared.report["n_features"] + len(prepared.report["dropped_constant_columns"]) == 64
     assert all(c.startswith("pixel_") for c in prepared.features.columns)

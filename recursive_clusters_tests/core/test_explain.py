@@ -10,9 +10,12 @@ from sklearn.datasets import make_blobs
 from recursive_clusters.core.explain import (
     ExplanationError,
     NodeExplanation,
-    explain_node,
+    NodeModels,
+    explain_with_shap,
+    load_node_models,
     load_router,
     save_node_models,
+    train_classifiers,
 )
 from recursive_clusters.core.settings import ExplanationSettings
 
@@ -29,14 +32,25 @@ def blobs() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def explanation(blobs) -> NodeExplanation:
+def models(blobs) -> NodeModels:
+    features, labels, _ = blobs
+    return train_classifiers(features, labels, SETTINGS, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def explanation(models, blobs) -> NodeExplanation:
     features, labels, row_ids = blobs
-    return explain_node(features, labels, row_ids, SETTINGS, random_state=0)
+    return explain_with_shap(models, features, labels, row_ids, SETTINGS, random_state=0)
 
 
-def test_metrics_one_row_per_child_with_high_auc(explanation, blobs):
+def explain_node(features, labels, row_ids, settings, random_state) -> NodeExplanation:
+    models = train_classifiers(features, labels, settings, random_state)
+    return explain_with_shap(models, features, labels, row_ids, settings, random_state)
+
+
+def test_metrics_one_row_per_child_with_high_auc(models, blobs):
     _, labels, _ = blobs
-    metrics = explanation.metrics
+    metrics = models.metrics
     assert list(metrics.columns) == [
         "child", "n_rows", "n_train", "n_test", "roc_auc", "precision", "recall", "f1",
     ]  # fmt: skip
@@ -45,15 +59,15 @@ def test_metrics_one_row_per_child_with_high_auc(explanation, blobs):
         assert row.n_rows == np.sum(labels == row.child)
         assert row.n_train + row.n_test == row.n_rows
     assert (metrics["roc_auc"] > 0.95).all()
-    assert explanation.router_accuracy > 0.9
-    assert sorted(explanation.one_vs_all) == [0, 1, 2, 3]
+    assert models.router_accuracy > 0.9
+    assert sorted(models.one_vs_all) == [0, 1, 2, 3]
 
 
-def test_shap_table_covers_sampled_rows_of_each_child(explanation, blobs):
+def test_shap_table_covers_sampled_rows_of_each_child(explanation, models, blobs):
     _, labels, row_ids = blobs
     shap_values = explanation.shap_values
     assert list(shap_values.columns) == ["row", "child", "feature", "value", "feature_value"]
-    assert set(shap_values["feature"]) == set(explanation.feature_columns)
+    assert set(shap_values["feature"]) == set(models.feature_columns)
     for child, table in shap_values.groupby("child"):
         rows = table["row"].unique()
         # the child's sample plus as many other rows, each with one value per feature
@@ -106,20 +120,24 @@ def test_child_too_small_to_stratify_is_named():
         explain_node(features, labels, np.arange(41), SETTINGS, random_state=0)
 
 
-def test_save_and_load_round_trip(explanation, blobs, tmp_path):
+def test_save_and_load_round_trip(models, blobs, tmp_path):
     features, _, _ = blobs
     directory = tmp_path / "root"
-    save_node_models(explanation, directory)
+    save_node_models(models, directory)
     names = sorted(p.name for p in directory.iterdir())
     assert names == [
         "models.json", "one_vs_all_0.json", "one_vs_all_1.json", "one_vs_all_2.json",
         "one_vs_all_3.json", "router.json",
     ]  # fmt: skip
     router, columns, children = load_router(directory)
-    assert columns == explanation.feature_columns
+    assert columns == models.feature_columns
     assert children == [0, 1, 2, 3]
     x = features.to_numpy(dtype=np.float32)
-    np.testing.assert_allclose(router.predict_proba(x), explanation.router.predict_proba(x))
+    np.testing.assert_allclose(router.predict_proba(x), models.router.predict_proba(x))
+    reloaded = load_node_models(directory)
+    np.testing.assert_allclose(
+        reloaded.one_vs_all[2].predict_proba(x), models.one_vs_all[2].predict_proba(x)
+    )
 
 
 def test_load_from_missing_directory_names_the_path(tmp_path):

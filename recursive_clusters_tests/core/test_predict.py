@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
 
-from recursive_clusters.core.explain import explain_node, save_node_models
+from recursive_clusters.core.explain import save_node_models, train_classifiers
 from recursive_clusters.core.predict import PredictionError, predict_paths
 from recursive_clusters.core.settings import ExplanationSettings
 
@@ -38,11 +38,11 @@ def models_dir(tmp_path_factory) -> Path:
     root_labels = np.select([paths == "root.1", paths == "root.2"], [1, 2], 0)
     root_labels[:5] = -1  # noise is not learnt, but the rows are still routed later
     directory = tmp_path_factory.mktemp("models")
-    root = explain_node(features, root_labels, np.arange(len(matrix)), SETTINGS, 0)
+    root = train_classifiers(features, root_labels, SETTINGS, 0)
     save_node_models(root, directory / "root")
     inside = root_labels == 0
     sub_labels = (paths[inside] == "root.0.1").astype(np.int64)
-    sub = explain_node(features[inside], sub_labels, np.flatnonzero(inside), SETTINGS, 1)
+    sub = train_classifiers(features[inside], sub_labels, SETTINGS, 1)
     save_node_models(sub, directory / "root.0")
     (directory / "notes").mkdir()  # not a node path: ignored
     (directory / "root.x").mkdir()

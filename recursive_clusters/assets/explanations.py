@@ -1,0 +1,182 @@
+"""Per-level explanation assets: classifiers (router + one-vs-all) and SHAP per tree node.
+
+Both share the clusters' partitions, so a node's explanation is a partition beside its
+clustering, and run in the same batch run as its clustering.
+"""
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from recursive_clusters.assets.common import (
+    level_partitions,
+    node_paths,
+    png_markdown,
+    raise_for_failed_nodes,
+    record_metadata,
+    resolve_generation,
+)
+from recursive_clusters.assets.levels import clusters_key
+from recursive_clusters.core.embedding import node_seed
+from recursive_clusters.core.explain import (
+    ExplanationError,
+    explain_with_shap,
+    load_node_models,
+    save_node_models,
+    train_classifiers,
+)
+from recursive_clusters.core.plots import mean_images, shap_beeswarm, shap_pixel_map
+from recursive_clusters.resources import TreeStorage
+from recursive_clusters.storage import TreeStore
+
+
+def classifiers_key(level: int) -> AssetKey:
+    return AssetKey(f"classifiers_l{level}")
+
+
+def shap_key(level: int) -> AssetKey:
+    return AssetKey(f"shap_l{level}")
+
+
+def _node_table(store: TreeStore, generation: str, path: str, features: pd.DataFrame):
+    """The node's rows of the original features, their child labels and row numbers."""
+    labels = store.read_labels(generation, path)
+    rows = labels["row"].to_numpy()
+    return features.iloc[rows].reset_index(drop=True), labels["label"].to_numpy(), rows
+
+
+def _leaf_metadata(record: dict) -> dict[str, object]:
+    return {
+        "generation": record["generation"],
+        "node": record["path"],
+        "explained": False,
+        "reason": f"leaf: {record['reason']}",
+    }
+
+
+def build_explanation_assets(level: int) -> list[AssetsDefinition]:
+    """The classifiers and SHAP assets of one level."""
+    partitions_def = level_partitions(level)
+    common = {
+        "partitions_def": partitions_def,
+        "backfill_policy": BackfillPolicy.single_run() if partitions_def else None,
+        "group_name": f"level_{level}",
+    }
+
+    @asset(
+        name=classifiers_key(level).path[-1],
+        deps=[clusters_key(level)],
+        description=f"XGBoost router and one-vs-all models of each level-{level} node's "
+        "children, trained on the original features, with held-out quality.",
+        **common,
+    )
+    def classifiers_asset(
+        context: AssetExecutionContext, tree_storage: TreeStorage
+    ) -> MaterializeResult:
+        store = tree_storage.store()
+        generation = resolve_generation(context, store)
+        settings = tree_storage.tree_settings(generation)
+        features = store.read_table(generation, "features")
+        failures: dict[str, str] = {}
+        result_metadata = None
+        for path in node_paths(context):
+            record = store.node_record(generation, path)
+            if not record["split_accepted"]:
+                metadata = _leaf_metadata(record)
+            else:
+                node_features, labels, _ = _node_table(store, generation, path, features)
+                seed = node_seed(settings.random_state, path)
+                try:
+                    models = train_classifiers(node_features, labels, settings.explanation, seed)
+                except ExplanationError as exc:
+                    failures[path] = str(exc)
+                    continue
+                save_node_models(models, store.models_dir(generation) / path)
+                metrics = models.metrics
+                store.write_node_table(generation, path, "classifier_metrics", metrics)
+                metadata = {
+                    "generation": generation,
+                    "node": path,
+                    "explained": True,
+                    "router_accuracy": round(models.router_accuracy, 4),
+                    "median_roc_auc": round(float(metrics["roc_auc"].median()), 4),
+                    "metrics": MetadataValue.md(metrics.round(4).to_markdown(index=False)),
+                    "models": MetadataValue.path(str(store.models_dir(generation) / path)),
+                }
+            result_metadata = record_metadata(context, path, metadata) or result_metadata
+        raise_for_failed_nodes(failures)
+        return MaterializeResult(metadata=result_metadata)
+
+    @asset(
+        name=shap_key(level).path[-1],
+        deps=[classifiers_key(level)],
+        description=f"SHAP values, top drivers and plots of each level-{level} node's "
+        "children (mean images too for image data).",
+        **common,
+    )
+    def shap_asset(context: AssetExecutionContext, tree_storage: TreeStorage) -> MaterializeResult:
+        store = tree_storage.store()
+        generation = resolve_generation(context, store)
+        settings = tree_storage.tree_settings(generation)
+        features = store.read_table(generation, "features")
+        image_shape = settings.input.image_shape
+        pixels = store.read_table(generation, "pixels") if image_shape else None
+        result_metadata = None
+        for path in node_paths(context):
+            record = store.node_record(generation, path)
+            if not record["split_accepted"]:
+                result_metadata = (
+                    record_metadata(context, path, _leaf_metadata(record)) or result_metadata
+                )
+                continue
+            node_features, labels, rows = _node_table(store, generation, path, features)
+            models = load_node_models(store.models_dir(generation) / path)
+            seed = node_seed(settings.random_state, path)
+            explanation = explain_with_shap(
+                models, node_features, labels, rows, settings.explanation, seed
+            )
+            store.write_node_table(generation, path, "shap", explanation.shap_values)
+            store.write_node_table(generation, path, "drivers", explanation.drivers)
+            node_dir = store.node_dir(generation, path)
+            children = sorted(int(k) for k in np.unique(labels) if k >= 0)
+            plots = {
+                f"shap_child_{k}": shap_beeswarm(
+                    explanation.shap_values, k, node_dir / f"shap_child_{k}.png"
+                )
+                for k in children
+            }
+            metadata: dict[str, object] = {
+                "generation": generation,
+                "node": path,
+                "explained": True,
+                "drivers": MetadataValue.md(explanation.drivers.round(4).to_markdown(index=False)),
+                "shap_rows": len(explanation.shap_values),
+                "first_child_shap": png_markdown(plots[f"shap_child_{children[0]}"], path),
+            }
+            if pixels is not None:
+                node_pixels = pixels.iloc[rows].reset_index(drop=True)
+                plots["mean_images"] = mean_images(
+                    node_pixels, labels, image_shape, node_dir / "mean_images.png"
+                )
+                for k in children:
+                    plots[f"shap_pixels_{k}"] = shap_pixel_map(
+                        explanation.shap_values,
+                        k,
+                        list(pixels.columns),
+                        image_shape,
+                        node_dir / f"shap_pixels_{k}.png",
+                    )
+                metadata["mean_images"] = png_markdown(plots["mean_images"], path)
+            metadata.update({name: MetadataValue.path(str(p)) for name, p in plots.items()})
+            result_metadata = record_metadata(context, path, metadata) or result_metadata
+        return MaterializeResult(metadata=result_metadata)
+
+    return [classifiers_asset, shap_asset]

@@ -1,0 +1,45 @@
+"""Scheduled scoring: a new table assigned to the current tree's leaves by the routers."""
+
+from pathlib import Path
+
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from pydantic import Field
+
+from recursive_clusters.core.settings import InputSettings
+from recursive_clusters.resources import TreeStorage
+from recursive_clusters.scoring import score_file
+from recursive_clusters.storage import write_parquet
+
+
+class ScoringConfig(Config):
+    """Which table to score and where to write the result."""
+
+    path: str = Field(description="Parquet, CSV or DuckDB file of new rows.")
+    table: str | None = Field(None, description="Table name inside a DuckDB file.")
+    output: str | None = Field(
+        None, description="Where to write the scores (Parquet); default: beside the tree."
+    )
+
+
+@asset(
+    group_name="scoring",
+    description="New rows routed to a leaf of the current tree by its classifiers alone.",
+)
+def scored_rows(
+    context: AssetExecutionContext, config: ScoringConfig, tree_storage: TreeStorage
+) -> MaterializeResult:
+    store = tree_storage.store()
+    generation = store.require_current()
+    scores = score_file(store, InputSettings(path=config.path, table=config.table))
+    target = config.output or str(store.tree_dir(generation) / "scored_rows.parquet")
+    write_parquet(Path(target), scores)
+    reached = scores["path"].value_counts().rename_axis("path").reset_index(name="rows")
+    return MaterializeResult(
+        metadata={
+            "generation": generation,
+            "rows": len(scores),
+            "confident_share": float(scores["confident"].mean()) if len(scores) else 0.0,
+            "output": MetadataValue.path(target),
+            "paths": MetadataValue.md(reached.to_markdown(index=False)),
+        }
+    )

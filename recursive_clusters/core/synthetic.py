@@ -1,0 +1,108 @@
+"""Labelled synthetic tables with known structure (or none), for tests and quality benchmarks.
+
+Every generator is pure numpy, deterministic for a seed and needs no network. Distances are in
+units of the within-cluster standard deviation (1 per feature), so a separation reads as "how
+many noise widths apart" the centres are.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _orthonormal(n_features: int, n_directions: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_directions`` random orthonormal rows: centres on them are pairwise equidistant
+    and not aligned with the feature axes (so no single column gives the structure away)."""
+    if n_directions > n_features:
+        raise ValueError(f"Need n_features >= {n_directions} directions, got {n_features}.")
+    q, _ = np.linalg.qr(rng.standard_normal((n_features, n_directions)))
+    return q.T
+
+
+def _split_sizes(n_rows: int, n_parts: int, rng: np.random.Generator) -> np.ndarray:
+    """Near-equal part sizes summing to ``n_rows``; which parts get the remainder is random."""
+    sizes = np.full(n_parts, n_rows // n_parts)
+    sizes[rng.permutation(n_parts)[: n_rows % n_parts]] += 1
+    return sizes
+
+
+def gaussian_blob(n_rows: int, n_features: int, seed: int) -> np.ndarray:
+    """One isotropic standard Gaussian: no cluster structure at all."""
+    return np.random.default_rng(seed).standard_normal((n_rows, n_features))
+
+
+def structure_free(n_rows: int, n_features: int, kind: str, seed: int) -> np.ndarray:
+    """A single-population table of a given shape, for testing against spurious splits.
+
+    ``gaussian``: isotropic; ``anisotropic``: a Gaussian whose feature variances decay like
+    1/k (a long principal axis invites a cut in two); ``uniform``: a hypercube (flat, no
+    mode); ``student_t``: heavy tails with 3 degrees of freedom (outliers make islands).
+    """
+    rng = np.random.default_rng(seed)
+    if kind == "gaussian":
+        return rng.standard_normal((n_rows, n_features))
+    if kind == "anisotropic":
+        scales = 1.0 / np.sqrt(np.arange(1, n_features + 1))
+        rotation = _orthonormal(n_features, n_features, rng)
+        return (rng.standard_normal((n_rows, n_features)) * scales) @ rotation
+    if kind == "uniform":
+        return rng.uniform(-np.sqrt(3), np.sqrt(3), size=(n_rows, n_features))
+    if kind == "student_t":
+        return rng.standard_t(3, size=(n_rows, n_features))
+    raise ValueError(f"Unknown structure-free kind {kind!r}")
+
+
+def planted_hierarchy(
+    n_rows: int,
+    n_features: int,
+    n_top: int,
+    n_sub: int,
+    top_separation: float,
+    sub_separation: float,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A two-level hierarchy: ``n_top`` groups, each made of ``n_sub`` Gaussian leaves.
+
+    Group centres are pairwise ``top_separation`` apart; inside a group the leaf centres are
+    pairwise ``sub_separation`` apart, along directions orthogonal to the group directions.
+    With ``sub_separation`` well below ``top_separation`` the whole-table embedding sees the
+    groups, and the leaves only separate once a group is embedded on its own.
+
+    Returns (X, top label per row, leaf label per row); leaf ``t * n_sub + s`` is leaf ``s``
+    of group ``t``. Rows are shuffled.
+    """
+    if n_top < 1 or n_sub < 1:
+        raise ValueError("n_top and n_sub must be at least 1.")
+    rng = np.random.default_rng(seed)
+    directions = _orthonormal(n_features, n_top + n_sub, rng)
+    top_centres = directions[:n_top] * top_separation / np.sqrt(2)
+    sub_offsets = directions[n_top:] * sub_separation / np.sqrt(2)
+    n_leaves = n_top * n_sub
+    leaf = np.repeat(np.arange(n_leaves), _split_sizes(n_rows, n_leaves, rng))
+    leaf = leaf[rng.permutation(n_rows)]
+    top = leaf // n_sub
+    centres = top_centres[top] + sub_offsets[leaf % n_sub]
+    X = centres + rng.standard_normal((n_rows, n_features))
+    return X, top, leaf
+
+
+def gaussian_mixture(
+    n_rows: int,
+    n_features: int,
+    n_clusters: int,
+    separation: float,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A flat mixture with unequal weights and anisotropic shapes, as real tables have.
+
+    Weights are drawn from a Dirichlet(2) (the smallest cluster is usually several times
+    smaller than the largest); each cluster's feature scales lie in [0.5, 1.5] and the
+    centres are pairwise ``separation`` apart. Returns (X, cluster label per row).
+    """
+    rng = np.random.default_rng(seed)
+    centres = _orthonormal(n_features, n_clusters, rng) * separation / np.sqrt(2)
+    weights = rng.dirichlet(np.full(n_clusters, 2.0))
+    labels = rng.choice(n_clusters, size=n_rows, p=weights)
+    scales = rng.uniform(0.5, 1.5, size=(n_clusters, n_features))
+    X = centres[labels] + rng.standard_normal((n_rows, n_features)) * scales[labels]
+    return X, labels

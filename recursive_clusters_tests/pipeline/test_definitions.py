@@ -1,0 +1,42 @@
+"""The code location loads with its lineage, jobs, sensor and an off-by-default schedule."""
+
+from pathlib import Path
+
+from dagster import AssetKey, DefaultScheduleStatus
+
+from recursive_clusters.core.settings import parse_settings
+from recursive_clusters.definitions import build_definitions, defs
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_level_lineage_runs_from_source_to_tree():
+    graph = defs.resolve_asset_graph()
+    assert graph.get(AssetKey("features")).parent_keys == {AssetKey("source_table")}
+    assert AssetKey("clusters_l1") in graph.get(AssetKey("embedding_l2")).parent_keys
+    assert AssetKey("clusters_l2") in graph.get(AssetKey("embedding_l3")).parent_keys
+    assert graph.get(AssetKey("shap_l3")).parent_keys == {AssetKey("classifiers_l3")}
+    tree_parents = graph.get(AssetKey("cluster_tree")).parent_keys
+    assert {AssetKey(f"clusters_l{level}") for level in (1, 2, 3)} <= tree_parents
+
+
+def test_depth_sets_the_number_of_levels():
+    shallow = build_definitions(parse_settings({"recursion": {"max_depth": 1}}))
+    keys = {key.to_user_string() for key in shallow.resolve_asset_graph().get_all_asset_keys()}
+    assert "clusters_l1" in keys and "clusters_l2" not in keys
+
+
+def test_schedule_is_off_unless_a_cron_is_configured():
+    assert defs.resolve_schedule_def("recluster_schedule").default_status == (
+        DefaultScheduleStatus.STOPPED
+    )
+    scheduled = build_definitions(parse_settings({"schedule_cron": "0 2 * * *"}))
+    schedule = scheduled.resolve_schedule_def("recluster_schedule")
+    assert schedule.default_status == DefaultScheduleStatus.RUNNING
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.job_name == "grow_tree"
+
+
+def test_repo_dagster_yaml_is_the_packaged_instance_template():
+    packaged = REPO / "recursive_clusters" / "dagster_instance.yaml"
+    assert (REPO / "dagster.yaml").read_text() == packaged.read_text()

@@ -1,0 +1,158 @@
+"""The whole tree grown through the real Dagster jobs on a persistent SQLite instance."""
+
+import pandas as pd
+import pytest
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
+from sklearn.metrics import adjusted_rand_score
+
+from recursive_clusters.cli import main
+from recursive_clusters.resources import TreeStorage
+from recursive_clusters.storage import TreeStore
+
+
+def _store(home) -> TreeStore:
+    return TreeStore(home / "recursive_clusters")
+
+
+@pytest.fixture
+def on_grown_instance(grown_tree, monkeypatch) -> DagsterInstance:
+    monkeypatch.setenv("DAGSTER_HOME", str(grown_tree))
+    with DagsterInstance.get() as instance:
+        yield instance
+
+
+def test_every_node_is_a_partition_and_every_row_is_assigned(
+    grown_tree, planted_csv, on_grown_instance
+):
+    store = _store(grown_tree)
+    generation = store.require_current()
+    records = store.node_records(generation)
+    assert set(records) == {"root", "root.0", "root.1", "root.2"}
+    instance = on_grown_instance
+    assert sorted(instance.get_dynamic_partitions("level_2_nodes")) == ["0", "1", "2"]
+    assert instance.get_materialized_partitions(AssetKey("clusters_l2")) == {"0", "1", "2"}
+    assignments = store.read_table(generation, "assignments")
+    source = pd.read_csv(planted_csv)
+    assert len(assignments) == len(source)
+    assert assignments["user_id"].is_unique
+    assert list(assignments.columns) == ["user_id", "leaf_path", "is_noise", "level_1", "level_2"]
+    truth = source.set_index("user_id").loc[assignments["user_id"], "true_leaf"]
+    clustered = ~assignments["is_noise"].to_numpy()
+    assert adjusted_rand_score(truth[clustered], assignments["leaf_path"][clustered]) > 0.85
+
+
+def test_nodes_carry_metadata_and_explanations(grown_tree, on_grown_instance):
+    store = _store(grown_tree)
+    generation = store.require_current()
+    for partition in ("0", "1", "2"):
+        records = on_grown_instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("clusters_l2"), asset_partitions=[partition]),
+            limit=1,
+        ).records
+        metadata = records[0].asset_materialization.metadata
+        assert metadata["node"].value == f"root.{partition}"
+        for key in ("rows", "children", "noise_fraction", "parameters", "embedding_plot"):
+            assert key in metadata
+    metrics = store.read_node_table(generation, "root", "classifier_metrics")
+    assert metrics["roc_auc"].median() > 0.95
+    assert (store.models_dir(generation) / "root" / "router.json").is_file()
+    assert not store.unexplained_nodes(generation)
+
+
+def test_export_writes_assignments(grown_tree, tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(grown_tree))
+    assert main(["export", "--output", str(tmp_path / "out")]) == 0
+    exported = pd.read_parquet(tmp_path / "out" / "assignments.parquet")
+    assert exported["leaf_path"].str.match(r"^root(\.\d+)*(\.noise)?$").all()
+
+
+def test_same_seed_gives_the_same_tree(grown_tree, planted_csv, settings_file, dagster_home):
+    assert main(["run", "--input", str(planted_csv), "--config", str(settings_file)]) == 0
+    first, second = _store(grown_tree), _store(dagster_home)
+    generation = first.require_current()
+    assert second.require_current() == generation
+    pd.testing.assert_frame_equal(
+        first.read_table(generation, "assignments"), second.read_table(generation, "assignments")
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--input", "missing.csv"], "missing.csv"),
+        (["--feature-columns", "f0,segment"], "segment"),
+        (["--feature-columns", "f0,nope"], "nope"),
+        (["--id-column", "segment"], "segment"),
+    ],
+)
+def test_bad_input_is_named_and_loses_nothing(
+    grown_tree, planted_csv, settings_file, arguments, message, monkeypatch, capsys
+):
+    monkeypatch.setenv("DAGSTER_HOME", str(grown_tree))
+    store = _store(grown_tree)
+    before = store.require_current()
+    full = ["run", "--input", str(planted_csv), "--config", str(settings_file), *arguments]
+    if arguments[0] == "--input":
+        full = ["run", "--config", str(settings_file), *arguments]
+    assert main(full) == 2
+    assert message in capsys.readouterr().err
+    assert store.require_current() == before
+    assert len(store.read_table(before, "assignments")) == 660
+
+
+def test_non_finite_values_name_the_column(dagster_home, tmp_path, settings_file, capsys):
+    from recursive_clusters_tests.conftest import planted_table
+
+    table = planted_table()
+    table.loc[5, "f3"] = float("nan")
+    path = tmp_path / "nan.parquet"
+    table.to_parquet(path)
+    assert main(["run", "--input", str(path), "--config", str(settings_file)]) == 2
+    assert "f3" in capsys.readouterr().err
+
+
+def test_too_few_rows_for_min_cluster_size(dagster_home, tmp_path, settings_file, capsys):
+    from recursive_clusters_tests.conftest import planted_table
+
+    path = tmp_path / "small.csv"
+    planted_table().head(9).to_csv(path, index=False)
+    assert main(["run", "--input", str(path), "--config", str(settings_file)]) == 2
+    assert "min_cluster_size" in capsys.readouterr().err
+
+
+def test_duplicate_ids_are_reported(dagster_home, tmp_path, settings_file, capsys):
+    from recursive_clusters_tests.conftest import planted_table
+
+    table = planted_table()
+    table.loc[7, "user_id"] = table.loc[3, "user_id"]
+    path = tmp_path / "dupes.csv"
+    table.to_csv(path, index=False)
+    assert main(["run", "--input", str(path), "--config", str(settings_file)]) == 2
+    assert "u0003" in capsys.readouterr().err
+
+
+def test_storage_resource_defaults_under_dagster_home(dagster_home):
+    assert TreeStorage().base_dir == str(dagster_home / "recursive_clusters")
+
+
+def test_predict_agrees_with_the_tree_on_its_own_rows(
+    grown_tree, planted_csv, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("DAGSTER_HOME", str(grown_tree))
+    output = tmp_path / "scores.parquet"
+    assert main(["predict", "--input", str(planted_csv), "--output", str(output)]) == 0
+    scores = pd.read_parquet(output).set_index("user_id")
+    store = _store(grown_tree)
+    tree = store.read_table(store.require_current(), "assignments").set_index("user_id")
+    in_leaf = ~tree["is_noise"]
+    agreement = (scores.loc[tree.index[in_leaf], "path"] == tree.loc[in_leaf, "leaf_path"]).mean()
+    assert agreement >= 0.9
+
+
+def test_predict_names_missing_columns(grown_tree, planted_csv, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DAGSTER_HOME", str(grown_tree))
+    broken = tmp_path / "broken.csv"
+    pd.read_csv(planted_csv).drop(columns=["f2", "f5"]).to_csv(broken, index=False)
+    assert main(["predict", "--input", str(broken), "--output", str(tmp_path / "x.parquet")]) == 2
+    error = capsys.readouterr().err
+    assert "f2" in error and "f5" in error
