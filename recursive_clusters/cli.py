@@ -106,6 +106,13 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> int:
+    from recursive_clusters.core.settings import settings_template
+
+    print(settings_template(), end="")
+    return 0
+
+
 def _ui(args: argparse.Namespace) -> int:
     from recursive_clusters.runner import ensure_dagster_home
 
@@ -163,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--table", help="Table name inside a DuckDB file.")
     predict.add_argument("--output", required=True, help="Parquet file to write the scores to.")
     predict.set_defaults(handler=_predict)
+
+    config = commands.add_parser(
+        "config", help="Print a settings YAML with every key, its default and its meaning."
+    )
+    config.set_defaults(handler=_config)
 
     ui = commands.add_parser("ui", help="Start the Dagster UI and daemon on the same instance.")
     ui.add_argument("--config", help="YAML settings for trees launched from the UI.")

@@ -146,13 +146,12 @@ class Settings(_Strict):
     def _demo_defaults(self) -> Settings:
         """Without an input path the digits demo runs: fill in its id, profile and shape."""
         if self.input.path is None:
-            given = self.input.model_fields_set
             demo = {
                 "id_column": "digit_id",
                 "profile_columns": ["digit"],
                 "image_shape": (8, 8),
             }
-            update = {key: value for key, value in demo.items() if key not in given}
+            update = {key: value for key, value in demo.items() if not getattr(self.input, key)}
             object.__setattr__(self, "input", self.input.model_copy(update=update))
         return self
 
@@ -194,3 +193,36 @@ def read_settings_file(path: str | Path | None) -> dict:
     if data is not None and not isinstance(data, dict):
         raise SettingsError(f"Settings file {path} must hold a mapping of keys, not {data!r}")
     return data or {}
+
+
+def settings_reference() -> list[tuple[str, object, str]]:
+    """(dotted key, default, description) for every setting, for the CLI and the README."""
+    rows = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, f"{prefix}{name}.")
+                continue
+            default = field.get_default(call_default_factory=True)
+            rows.append((f"{prefix}{name}", default, field.description or ""))
+
+    walk(Settings, "")
+    return rows
+
+
+def settings_template() -> str:
+    """A commented YAML file with every setting at its default, ready to edit."""
+    lines = ["# recursive_clusters settings: every key with its default.", ""]
+    section = None
+    for key, default, description in settings_reference():
+        head, _, name = key.rpartition(".")
+        if head != section:
+            section = head
+            lines += ["", f"{head}:"] if head else [""]
+        indent = "  " if head else ""
+        value = yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...")
+        lines.append(f"{indent}# {description}")
+        lines.append(f"{indent}{name}: {value.strip()}")
+    return "\n".join(lines).strip() + "\n"

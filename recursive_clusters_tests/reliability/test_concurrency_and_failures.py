@@ -1,0 +1,132 @@
+"""Parallel sibling runs and a node failing mid-tree lose nothing and mix nothing."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+from dagster import DagsterInstance
+
+from recursive_clusters.assets import levels
+from recursive_clusters.assets.common import GENERATION_TAG
+from recursive_clusters.core.settings import parse_settings
+from recursive_clusters.definitions import build_definitions
+from recursive_clusters.growth import plan_growth
+from recursive_clusters.jobs import GROW_TREE_JOB, PUBLISH_TREE_JOB, level_job_name
+from recursive_clusters.resources import TreeStorage
+from recursive_clusters.runner import _apply, ensure_dagster_home
+from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
+
+N_TOPS = 4
+
+RUN_ONE_PARTITION = """
+import sys, yaml
+from dagster import DagsterInstance
+from recursive_clusters.core.settings import parse_settings
+from recursive_clusters.definitions import build_definitions
+from recursive_clusters.resources import TreeStorage
+settings_path, storage_dir, key, generation = sys.argv[1:5]
+settings = parse_settings(yaml.safe_load(open(settings_path)))
+defs = build_definitions(settings, TreeStorage(base_dir=storage_dir, settings_path=settings_path))
+with DagsterInstance.get() as instance:
+    result = defs.resolve_job_def("level_2_nodes").execute_in_process(
+        instance=instance, partition_key=key,
+        tags={"recursive_clusters/generation": generation}, raise_on_error=False,
+    )
+sys.exit(0 if result.success else 1)
+"""
+
+
+@pytest.fixture
+def rooted_tree(dagster_home, tmp_path):
+    """A tree whose root is clustered into four qualifying children, not grown further."""
+    ensure_dagster_home(dagster_home)
+    data = tmp_path / "four_tops.parquet"
+    table = planted_table(seed=3, n_top=N_TOPS)
+    table.to_parquet(data)
+    raw = {**TEST_SETTINGS, "input": {**TEST_SETTINGS["input"], "path": str(data)}}
+    settings_path = tmp_path / "settings.yaml"
+    settings_path.write_text(yaml.safe_dump(raw))
+    storage = TreeStorage(base_dir=str(tmp_path / "trees"), settings_path=str(settings_path))
+    defs = build_definitions(parse_settings(raw), storage)
+    with DagsterInstance.get() as instance:
+        result = defs.resolve_job_def(GROW_TREE_JOB).execute_in_process(instance=instance)
+        generation = instance.get_run_by_id(result.run_id).tags[GENERATION_TAG]
+        plan = plan_growth(
+            instance, storage.store(), None, 2, {2: level_job_name(2)}, PUBLISH_TREE_JOB
+        )
+        _apply(instance, plan.dynamic_partitions_requests)
+        keys = instance.get_dynamic_partitions("level_2_nodes")
+    assert len(keys) >= N_TOPS
+    return defs, storage, generation, settings_path, table, list(keys)
+
+
+def _publish(defs, generation) -> bool:
+    with DagsterInstance.get() as instance:
+        job = defs.resolve_job_def(PUBLISH_TREE_JOB)
+        return job.execute_in_process(
+            instance=instance, tags={GENERATION_TAG: generation}, raise_on_error=False
+        ).success
+
+
+def test_four_sibling_partitions_in_parallel_processes(rooted_tree):
+    defs, storage, generation, settings_path, table, keys = rooted_tree
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                RUN_ONE_PARTITION,
+                str(settings_path),
+                storage.base_dir,
+                str(key),
+                generation,
+            ],  # fmt: skip
+        )
+        for key in keys
+    ]
+    assert [worker.wait(timeout=300) for worker in workers] == [0] * len(keys)
+    assert _publish(defs, generation)
+    store = storage.store()
+    assignments = store.read_table(generation, "assignments")
+    assert len(assignments) == len(table)
+    assert sorted(assignments["user_id"]) == sorted(table["user_id"])
+    assert set(assignments["level_1"].dropna()) >= set(keys)
+    assert set(store.node_records(generation)) == {"root", *(f"root.{key}" for key in keys)}
+    assert not list(store.tree_dir(generation).rglob("*.tmp"))
+
+
+def test_a_failing_node_leaves_the_others_intact_and_a_relaunch_completes(rooted_tree, monkeypatch):
+    defs, storage, generation, _, table, keys = rooted_tree
+    real_embed = levels.embed
+
+    def embed_failing_on_node_two(matrix, settings, seed):
+        if seed == levels.node_seed(42, "root.2"):
+            raise RuntimeError("injected failure in node root.2")
+        return real_embed(matrix, settings, seed)
+
+    monkeypatch.setattr(levels, "embed", embed_failing_on_node_two)
+    job = defs.resolve_job_def(level_job_name(2))
+    tags = {
+        GENERATION_TAG: generation,
+        "dagster/asset_partition_range_start": "0",
+        "dagster/asset_partition_range_end": keys[-1],
+    }
+    with DagsterInstance.get() as instance:
+        failed = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    assert not failed.success
+    store = storage.store()
+    embedded = {p.parent.name for p in store.tree_dir(generation).glob("nodes/*/embedding.parquet")}
+    assert embedded == {"root", *(f"root.{key}" for key in keys if key != "2")}
+    assert not list(store.tree_dir(generation).rglob("*.tmp"))
+    assert not _publish(defs, generation)  # incomplete trees are never published
+    assert store.current() is None
+
+    monkeypatch.setattr(levels, "embed", real_embed)
+    with DagsterInstance.get() as instance:
+        assert job.execute_in_process(instance=instance, tags=tags).success
+    assert _publish(defs, generation)
+    assignments = store.read_table(generation, "assignments")
+    assert len(assignments) == len(table) and assignments["user_id"].is_unique
+    assert not pd.isna(assignments["leaf_path"]).any()
