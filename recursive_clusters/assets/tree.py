@@ -1,5 +1,8 @@
 """The finished tree: every input row assigned to its leaf, published as the current tree."""
 
+import json
+
+import pandas as pd
 from dagster import (
     AllPartitionMapping,
     AssetDep,
@@ -12,6 +15,7 @@ from dagster import (
 
 from recursive_clusters.assets.common import resolve_generation
 from recursive_clusters.assets.levels import clusters_key
+from recursive_clusters.core.compare import compare_trees
 from recursive_clusters.core.tree import NodeOutcome, assign_leaves, pending_nodes
 from recursive_clusters.resources import TreeStorage
 
@@ -58,6 +62,27 @@ def build_tree_asset(max_depth: int):
             "n_leaves": int(len(leaves)),
             "noise_fraction": float(table["is_noise"].mean()),
         }
+        previous = store.current()
+        comparison_metadata = {}
+        if previous not in (None, generation):
+            id_column = table.columns[0]
+            before = store.read_table(previous, "assignments")
+            comparison = compare_trees(
+                before.set_index(before.columns[0])["leaf_path"],
+                table.set_index(id_column)["leaf_path"],
+            )
+            store.write_text(
+                generation, "comparison.json", json.dumps({"previous": previous, **comparison})
+            )
+            summary.update(previous_generation=previous, ari_vs_previous=comparison["ari"])
+            changes = pd.DataFrame(comparison["changes"], columns=["previous", "current", "change"])
+            comparison_metadata = {
+                "previous_generation": previous,
+                "ari_vs_previous": comparison["ari"],
+                "changes_vs_previous": MetadataValue.md(
+                    changes[changes["change"] != "kept"].to_markdown(index=False)
+                ),
+            }
         target = store.publish(generation, table, summary)
         return MaterializeResult(
             metadata={
@@ -65,6 +90,7 @@ def build_tree_asset(max_depth: int):
                 **summary,
                 "assignments": MetadataValue.path(str(target)),
                 "catalog": MetadataValue.path(str(store.catalog_path)),
+                **comparison_metadata,
                 "leaves": MetadataValue.md(
                     leaves.rename_axis("leaf_path")
                     .reset_index(name="rows")

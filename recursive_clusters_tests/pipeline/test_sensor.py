@@ -88,4 +88,10 @@ def test_reclustering_prunes_partitions_of_the_old_tree(
     with DagsterInstance.get() as instance:
         assert sorted(instance.get_dynamic_partitions("level_2_nodes")) == ["0", "1"]
     store = TreeStorage().store()
-    assert len(store.read_table(store.require_current(), "assignments")) == 440
+    current = store.require_current()
+    assert len(store.read_table(current, "assignments")) == 440
+    manifest = store.manifest(current)
+    assert manifest["previous_generation"] != current
+    assert manifest["ari_vs_previous"] is not None  # the two tables share ids u0000..u0439
+    previous = manifest["previous_generation"]
+    assert len(store.read_table(previous, "assignments")) == 660  # still queryable
