@@ -64,6 +64,7 @@ def _run_tree(args: argparse.Namespace) -> int:
     print(
         f"\nTree {generation}: {manifest.get('n_nodes')} nodes, {manifest.get('n_leaves')} "
         f"leaves, {manifest.get('noise_fraction', 0):.1%} noise.\n"
+        f"  report:      {store.tree_dir(generation) / 'report.html'}\n"
         f"  assignments: {store.table_path(generation, 'assignments')}\n"
         f"  tree files:  {store.tree_dir(generation)}\n"
         f"  DuckDB:      {store.catalog_path}  (e.g. SELECT leaf_path, count(*) FROM "
@@ -103,6 +104,21 @@ def _predict(args: argparse.Namespace) -> int:
     write_parquet(Path(args.output), scores)
     confident = scores["confident"].mean() if len(scores) else 0.0
     print(f"Scored {len(scores)} rows ({confident:.1%} confident to a leaf) -> {args.output}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from recursive_clusters.report import write_report
+    from recursive_clusters.resources import TreeStorage
+    from recursive_clusters.runner import ensure_dagster_home
+
+    ensure_dagster_home(DEFAULT_HOME)
+    store = TreeStorage().store()
+    target = write_report(store, store.require_current())
+    if args.output:
+        shutil.copyfile(target, args.output)
+        target = Path(args.output)
+    print(f"Report: {target}")
     return 0
 
 
@@ -170,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--table", help="Table name inside a DuckDB file.")
     predict.add_argument("--output", required=True, help="Parquet file to write the scores to.")
     predict.set_defaults(handler=_predict)
+
+    report = commands.add_parser(
+        "report", help="Write the current tree's self-contained HTML report again."
+    )
+    report.add_argument("--output", help="Also copy the report to this file.")
+    report.set_defaults(handler=_report)
 
     config = commands.add_parser(
         "config", help="Print a settings YAML with every key, its default and its meaning."

@@ -6,6 +6,7 @@ from dagster import Definitions, in_process_executor
 
 from recursive_clusters.assets.explanations import build_explanation_assets
 from recursive_clusters.assets.levels import build_level_assets
+from recursive_clusters.assets.report import build_report_asset
 from recursive_clusters.assets.scoring import scored_rows
 from recursive_clusters.assets.source import features, source_table
 from recursive_clusters.assets.tree import build_tree_asset
@@ -29,8 +30,10 @@ def build_definitions(settings: Settings, storage: TreeStorage | None = None) ->
         for level in range(1, max_depth + 1)
     }
     tree = build_tree_asset(max_depth)
+    report = build_report_asset(max_depth)
     jobs = build_jobs(
-        {level: [a.key for a in assets] for level, assets in levels.items()}, [tree.key]
+        {level: [a.key for a in assets] for level, assets in levels.items()},
+        [tree.key, report.key],
     )
     level_jobs = {level: jobs[level_job_name(level)] for level in range(2, max_depth + 1)}
     return Definitions(
@@ -39,6 +42,7 @@ def build_definitions(settings: Settings, storage: TreeStorage | None = None) ->
             features,
             *(a for assets in levels.values() for a in assets),
             tree,
+            report,
             scored_rows,
         ],
         jobs=list(jobs.values()),

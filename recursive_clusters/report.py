@@ -62,9 +62,19 @@ def _number(value: float) -> str:
     return f"{value:,.2f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
-def _path_key(path: str) -> tuple[tuple[int, int], ...]:
+def _path_sort_key(path: str) -> tuple[tuple[int, int], ...]:
     """Natural order of paths: root.2 before root.10, noise after its siblings."""
     return tuple((1, 0) if part == NOISE_NAME else (0, int(part)) for part in path.split(".")[1:])
+
+
+def leaf_summary(assignments: pd.DataFrame) -> pd.DataFrame:
+    """Rows and share of every leaf (noise groups included), in the tree's natural order."""
+    counts = assignments["leaf_path"].value_counts()
+    table = pd.DataFrame({"leaf_path": counts.index, "rows": counts.to_numpy()})
+    table["share"] = (table["rows"] / len(assignments)).map("{:.1%}".format)
+    return table.sort_values("leaf_path", key=lambda paths: paths.map(_path_sort_key)).reset_index(
+        drop=True
+    )
 
 
 def _anchor(path: str) -> str:
@@ -245,7 +255,7 @@ def _map_figure(tree: _Tree, path: str, points: pd.DataFrame) -> go.Figure:
     figure.update_layout(
         template="none",
         height=380,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        margin={"l": 10, "r": 10, "t": 32, "b": 10},
         plot_bgcolor="white",
         xaxis=axis,
         yaxis=axis,
@@ -334,17 +344,20 @@ def _node_table(store: TreeStore, generation: str, path: str, name: str) -> pd.D
 # -- sections ----------------------------------------------------------------------------------
 def _header(tree: _Tree) -> str:
     manifest, settings = tree.manifest, tree.settings
-    stamp = manifest.get("completed_at") or manifest.get("started_at")
+    stamp_key = "completed_at" if manifest.get("completed_at") else "started_at"
+    stamp = manifest.get(stamp_key)
     date = datetime.fromisoformat(stamp).strftime("%Y-%m-%d %H:%M UTC") if stamp else "–"
-    leaves = sum(1 for entry in tree.entries if entry.kind != "split" and entry.rows > 0)
+    leaves = sum(1 for entry in tree.entries if entry.kind == "leaf")
+    noise_groups = sum(1 for entry in tree.entries if entry.kind == "noise" and entry.rows > 0)
     noise = float(tree.leaf.str.endswith(f".{NOISE_NAME}").mean()) if tree.n_rows else 0.0
     facts = {
         "Tree id": f"<code>{_e(tree.generation)}</code>",
         "Data source": f"<code>{_e(manifest.get('source', settings.input.path))}</code>",
         "Rows": _count(tree.n_rows),
         "Data fingerprint": f"<code>{_e(manifest.get('data_fingerprint', '–'))}</code>",
-        "Completed": _e(date),
-        "Nodes / leaves": f"{len(tree.records)} clustered nodes, {leaves} leaves",
+        "Completed" if stamp_key == "completed_at" else "Started": _e(date),
+        "Nodes / leaves": f"{len(tree.records)} clustered nodes, {leaves} leaves, "
+        f"{noise_groups} non-empty noise groups",
         "Noise": f"{noise:.1%} of rows",
     }
     emb, clu, rec = settings.embedding, settings.clustering, settings.recursion
@@ -596,6 +609,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#
 margin:0;background:#f6f7f9}
 main{max-width:1200px;margin:0 auto;padding:16px 24px 48px}
 h1{margin:8px 0 12px}h2{margin:28px 0 8px;border-bottom:2px solid #dde;padding-bottom:4px}
+section>h2:first-child{margin-top:4px}
 h3{margin:18px 0 6px}h4{margin:0 0 6px}h5{margin:10px 0 4px;font-size:13px}
 h2 code{font-size:inherit}
 code{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break:break-all}

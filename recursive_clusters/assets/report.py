@@ -1,0 +1,41 @@
+"""The published tree as one self-contained HTML report, for readers who never open Dagster."""
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from recursive_clusters.assets.common import resolve_generation
+from recursive_clusters.report import leaf_summary, write_report
+from recursive_clusters.resources import TreeStorage
+
+
+def build_report_asset(max_depth: int) -> AssetsDefinition:
+    """The report asset; it reads the files every level wrote, up to ``max_depth`` levels."""
+
+    @asset(
+        name="tree_report",
+        group_name="tree",
+        deps=[AssetKey("cluster_tree")],
+        description=f"Self-contained HTML report of the published cluster tree (up to "
+        f"{max_depth} levels): tree, maps, child profiles, classifier quality, SHAP drivers.",
+    )
+    def tree_report(context: AssetExecutionContext, tree_storage: TreeStorage) -> MaterializeResult:
+        store = tree_storage.store()
+        generation = resolve_generation(context, store)
+        target = write_report(store, generation)
+        leaves = leaf_summary(store.read_table(generation, "assignments"))
+        return MaterializeResult(
+            metadata={
+                "generation": generation,
+                "report": MetadataValue.path(str(target)),
+                "summary": MetadataValue.md(leaves.to_markdown(index=False)),
+                "nodes": len(store.node_records(generation)),
+            }
+        )
+
+    return tree_report
