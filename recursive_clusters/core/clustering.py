@@ -49,14 +49,29 @@ def canonical_labels(labels: np.ndarray, embedding: np.ndarray) -> tuple[np.ndar
     return relabelled, np.array(order, dtype=np.int64)
 
 
+def hdbscan_estimator(backend: str, **parameters: object):
+    """An unfitted HDBSCAN of the configured implementation (same parameters, same labels
+    convention); ``fast_hdbscan`` is optional, so its absence is said plainly."""
+    if backend == "fast_hdbscan":
+        try:
+            import fast_hdbscan
+        except ImportError:
+            raise ValueError(
+                "clustering.backend 'fast_hdbscan' needs the fast-hdbscan package: "
+                "pip install 'recursive_clusters[fast]'"
+            ) from None
+        return fast_hdbscan.HDBSCAN(**parameters)
+    import hdbscan
+
+    return hdbscan.HDBSCAN(core_dist_n_jobs=1, **parameters)
+
+
 def cluster_embedding(embedding: np.ndarray, settings: ClusteringSettings) -> NodeClustering:
     """HDBSCAN on a node's embedding with the minimum cluster size resolved for its size.
 
     A node smaller than the minimum cluster size cannot hold a cluster: it is all noise
     (the caller decides whether that is an error, as at the root, or a leaf).
     """
-    import hdbscan
-
     n_rows = embedding.shape[0]
     min_size = settings.resolve_min_cluster_size(n_rows)
     if n_rows < max(min_size, 2):
@@ -66,14 +81,17 @@ def cluster_embedding(embedding: np.ndarray, settings: ClusteringSettings) -> No
             persistence=np.zeros(0),
             min_cluster_size=min_size,
         )
-    clusterer = hdbscan.HDBSCAN(
+    clusterer = hdbscan_estimator(
+        settings.backend,
         min_cluster_size=min_size,
         min_samples=min(settings.min_samples or min_size, n_rows - 1),
         cluster_selection_method=settings.cluster_selection_method,
-        core_dist_n_jobs=1,
     ).fit(embedding.astype(np.float64))
     labels, old_of_new = canonical_labels(clusterer.labels_, embedding)
-    persistence = np.asarray(clusterer.cluster_persistence_, dtype=float)
+    n_found = int(labels.max()) + 1
+    persistence = np.asarray(
+        getattr(clusterer, "cluster_persistence_", np.full(n_found, np.nan)), dtype=float
+    )
     return NodeClustering(
         labels=labels,
         probabilities=np.asarray(clusterer.probabilities_, dtype=float),

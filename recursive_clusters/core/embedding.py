@@ -33,7 +33,11 @@ def reduce_width(matrix: np.ndarray, settings: EmbeddingSettings, seed: int) -> 
 
 
 def embed(matrix: np.ndarray, settings: EmbeddingSettings, seed: int) -> np.ndarray:
-    """UMAP 2-D coordinates (float32, one row per input row), deterministic for a seed."""
+    """UMAP 2-D coordinates (float32, one row per input row), deterministic for a seed.
+
+    Above ``fit_sample_size`` rows UMAP learns the layout from a sample and places the rest
+    with ``transform``: the fit's cost grows faster than linearly, the transform's does not.
+    """
     import umap  # imported lazily: it costs seconds and triggers numba compilation
 
     n_rows = matrix.shape[0]
@@ -49,4 +53,11 @@ def embed(matrix: np.ndarray, settings: EmbeddingSettings, seed: int) -> np.ndar
         n_jobs=1,
         init="spectral" if n_rows > 20 else "random",
     )
-    return reducer.fit_transform(reduced).astype(np.float32)
+    if n_rows <= settings.fit_sample_size:
+        return reducer.fit_transform(reduced).astype(np.float32)
+    sample = np.random.default_rng(seed).choice(n_rows, settings.fit_sample_size, replace=False)
+    rest = np.setdiff1d(np.arange(n_rows), sample)
+    coordinates = np.empty((n_rows, 2), dtype=np.float32)
+    coordinates[sample] = reducer.fit_transform(reduced[sample])
+    coordinates[rest] = reducer.transform(reduced[rest])
+    return coordinates

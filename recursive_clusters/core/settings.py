@@ -71,6 +71,12 @@ class EmbeddingSettings(_Strict):
     pca_above_columns: int = Field(
         100, ge=2, description="Reduce with PCA first when a node has more columns than this."
     )
+    fit_sample_size: int = Field(
+        50_000,
+        ge=1_000,
+        description="Nodes with more rows fit UMAP on a seeded sample of this many rows and "
+        "place the others with UMAP's transform (bounded time and memory on large tables).",
+    )
 
 
 class ClusteringSettings(_Strict):
@@ -89,6 +95,11 @@ class ClusteringSettings(_Strict):
     )
     cluster_selection_method: Literal["eom", "leaf"] = Field(
         "eom", description="HDBSCAN flat-cluster selection: 'eom' (stable) or 'leaf' (fine)."
+    )
+    backend: Literal["hdbscan", "fast_hdbscan"] = Field(
+        "hdbscan",
+        description="HDBSCAN implementation: 'hdbscan', or 'fast_hdbscan' (faster on large "
+        "nodes; `pip install fast-hdbscan`).",
     )
 
     def resolve_min_cluster_size(self, n_rows: int) -> int:

@@ -1,0 +1,178 @@
+"""The per-node steps, the split rule, the tree assembly and the estimator on planted data."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from recursive_clusters.core.clustering import (
+    NOISE,
+    NodeClustering,
+    canonical_labels,
+    cluster_embedding,
+)
+from recursive_clusters.core.embedding import embed, node_seed
+from recursive_clusters.core.recursive import RecursiveClusterer
+from recursive_clusters.core.settings import (
+    ClusteringSettings,
+    EmbeddingSettings,
+    parse_settings,
+)
+from recursive_clusters.core.tree import (
+    NodeOutcome,
+    PathError,
+    assign_leaves,
+    decide_split,
+    partition_key,
+    path_from_partition_key,
+    path_level,
+    pending_nodes,
+)
+from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
+
+FEATURES = [f"f{i}" for i in range(8)]
+
+
+@pytest.fixture(scope="module")
+def planted():
+    table = planted_table()
+    return table[FEATURES].to_numpy(), table["true_leaf"].to_numpy()
+
+
+@pytest.fixture(scope="module")
+def fitted(planted):
+    matrix, _ = planted
+    return RecursiveClusterer(parse_settings(TEST_SETTINGS)).fit(matrix)
+
+
+def test_min_cluster_size_is_relative_with_a_floor_or_absolute():
+    relative = ClusteringSettings(min_cluster_size=0.02, min_cluster_size_floor=15)
+    assert relative.resolve_min_cluster_size(10_000) == 200
+    assert relative.resolve_min_cluster_size(300) == 15
+    assert ClusteringSettings(min_cluster_size=40).resolve_min_cluster_size(10_000) == 40
+
+
+def test_clusters_are_numbered_by_size_whatever_hdbscan_called_them():
+    embedding = np.zeros((9, 2))
+    labels, old_of_new = canonical_labels(np.array([1, 1, 0, 0, 0, -1, 2, 2, 2]), embedding)
+    assert old_of_new.tolist()[0] == 0  # three rows; ties broken by centroid, deterministically
+    assert labels.tolist().count(NOISE) == 1
+    assert sorted(set(labels.tolist()) - {NOISE}) == [0, 1, 2]
+    assert np.sum(labels == 2) == 2
+
+
+def test_paths_and_partition_keys_round_trip():
+    assert path_level("root") == 1 and path_level("root.3.1") == 3
+    assert partition_key("root.3.1") == "3.1"
+    assert path_from_partition_key("3.1") == "root.3.1" and path_from_partition_key(None) == "root"
+    with pytest.raises(PathError):
+        partition_key("root")
+
+
+def _clustering(sizes: list[int], noise: int = 0) -> NodeClustering:
+    labels = np.concatenate([np.full(size, k) for k, size in enumerate(sizes)] + [[-1] * noise])
+    return NodeClustering(
+        labels=labels.astype(np.int64),
+        probabilities=np.ones(len(labels)),
+        persistence=np.ones(len(sizes)),
+        min_cluster_size=10,
+    )
+
+
+@pytest.mark.parametrize(
+    ("sizes", "level", "accepted", "zoom_into"),
+    [
+        ([], 1, False, ()),
+        ([300], 1, False, ()),
+        ([300, 200, 50], 1, True, (0, 1)),  # 50 rows: below min_node_size
+        ([300, 200], 2, True, ()),  # depth limit
+    ],
+)
+def test_split_rule(sizes, level, accepted, zoom_into):
+    settings = parse_settings({"recursion": {"max_depth": 2, "min_node_size": 100}})
+    decision = decide_split(_clustering(sizes, noise=5), level, settings)
+    assert decision.accepted is accepted and decision.zoom_into == zoom_into
+    assert decision.reason
+
+
+def test_min_child_fraction_also_limits_zooming():
+    settings = parse_settings(
+        {"recursion": {"max_depth": 3, "min_node_size": 10, "min_child_fraction": 0.3}}
+    )
+    decision = decide_split(_clustering([700, 200, 100]), 1, settings)
+    assert decision.zoom_into == (0,)
+
+
+def test_leaves_noise_and_levels_are_assigned():
+    nodes = {
+        "root": NodeOutcome(np.arange(6), np.array([0, 0, 0, 1, 1, -1]), True),
+        "root.0": NodeOutcome(np.array([0, 1, 2]), np.array([0, 1, -1]), True),
+    }
+    table = assign_leaves(6, nodes, max_depth=2)
+    assert table["leaf_path"].tolist() == [
+        "root.0.0", "root.0.1", "root.0.noise", "root.1", "root.1", "root.noise",
+    ]  # fmt: skip
+    assert table["is_noise"].tolist() == [False, False, True, False, False, True]
+    assert table["level_2"].tolist() == ["0", "1", "noise", None, None, None]
+
+
+def test_a_rejected_split_keeps_its_rows_at_the_node():
+    nodes = {"root": NodeOutcome(np.arange(4), np.array([0, 0, -1, -1]), False)}
+    assert set(assign_leaves(4, nodes, max_depth=2)["leaf_path"]) == {"root"}
+
+
+def test_pending_nodes_are_the_missing_zoom_targets():
+    records = {"root": {"zoom_into": ["root.0", "root.1"]}, "root.0": {"zoom_into": []}}
+    assert pending_nodes(records) == ["root.1"]
+    assert pending_nodes({}) == ["root"]
+
+
+def test_estimator_recovers_the_planted_leaves(fitted, planted):
+    _, truth = planted
+    clustered = ~fitted.assignments_["is_noise"].to_numpy()
+    assert clustered.mean() > 0.9
+    assert adjusted_rand_score(truth[clustered], fitted.labels_[clustered]) > 0.85
+    assert set(fitted.tree_["path"]) == {"root", "root.0", "root.1", "root.2"}
+
+
+def test_same_seed_same_tree(fitted, planted):
+    matrix, _ = planted
+    again = RecursiveClusterer(parse_settings(TEST_SETTINGS)).fit(matrix)
+    assert (again.labels_ == fitted.labels_).all()
+
+
+def test_shuffled_rows_give_the_same_tree_up_to_relabelling(fitted, planted):
+    matrix, _ = planted
+    order = np.random.default_rng(7).permutation(len(matrix))
+    shuffled = RecursiveClusterer(parse_settings(TEST_SETTINGS)).fit(matrix[order])
+    back = np.empty_like(shuffled.labels_)
+    back[order] = shuffled.labels_
+    assert len(shuffled.tree_) == len(fitted.tree_)
+    assert adjusted_rand_score(fitted.labels_, back) > 0.95
+
+
+def test_too_few_rows_names_the_parameter():
+    with pytest.raises(ValueError, match="min_cluster_size"):
+        RecursiveClusterer(parse_settings({"clustering": {"min_cluster_size": 50}})).fit(
+            np.random.default_rng(0).normal(size=(20, 3))
+        )
+
+
+def test_large_nodes_fit_umap_on_a_sample_and_transform_the_rest(planted):
+    matrix, truth = planted
+    tall = np.vstack([matrix] * 2) + np.random.default_rng(0).normal(0, 0.01, (1320, 8))
+    sampled = embed(tall, EmbeddingSettings(fit_sample_size=1000), node_seed(42, "root"))
+    assert sampled.shape == (1320, 2) and np.isfinite(sampled).all()
+    labels = cluster_embedding(sampled, ClusteringSettings(min_cluster_size=0.1)).labels
+    top = np.array([leaf.split(".")[0] for leaf in np.concatenate([truth, truth])])
+    assert adjusted_rand_score(top[labels >= 0], labels[labels >= 0]) > 0.9
+
+
+def test_fast_hdbscan_backend_agrees_with_hdbscan(planted):
+    matrix, _ = planted
+    embedding = embed(matrix, EmbeddingSettings(), node_seed(42, "root"))
+    reference = cluster_embedding(embedding, ClusteringSettings(min_cluster_size=0.1))
+    fast = cluster_embedding(
+        embedding, ClusteringSettings(min_cluster_size=0.1, backend="fast_hdbscan")
+    )
+    assert fast.n_children == reference.n_children
+    assert adjusted_rand_score(reference.labels, fast.labels) > 0.9
