@@ -1,6 +1,8 @@
 """The published tree as one self-contained HTML report, for readers who never open Dagster."""
 
 from dagster import (
+    AllPartitionMapping,
+    AssetDep,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
@@ -10,6 +12,7 @@ from dagster import (
 )
 
 from recursive_clusters.assets.common import resolve_generation
+from recursive_clusters.assets.explanations import shap_key
 from recursive_clusters.report import leaf_summary, write_report
 from recursive_clusters.resources import TreeStorage
 
@@ -20,7 +23,14 @@ def build_report_asset(max_depth: int) -> AssetsDefinition:
     @asset(
         name="tree_report",
         group_name="tree",
-        deps=[AssetKey("cluster_tree")],
+        deps=[
+            AssetKey("cluster_tree"),
+            AssetDep(shap_key(1)),
+            *(
+                AssetDep(shap_key(level), partition_mapping=AllPartitionMapping())
+                for level in range(2, max_depth + 1)
+            ),
+        ],
         description=f"Self-contained HTML report of the published cluster tree (up to "
         f"{max_depth} levels): tree, maps, child profiles, classifier quality, SHAP drivers.",
     )

@@ -23,6 +23,7 @@ class ScoringConfig(Config):
 
 @asset(
     group_name="scoring",
+    deps=["cluster_tree"],
     description="New rows routed to a leaf of the current tree by its classifiers alone.",
 )
 def scored_rows(
