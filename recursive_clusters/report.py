@@ -25,10 +25,10 @@ import plotly.graph_objects as go
 from matplotlib.colors import to_hex
 from plotly.offline import get_plotlyjs
 
+from recursive_clusters.core.acceptance import jaccard_band
 from recursive_clusters.core.clustering import NOISE
 from recursive_clusters.core.plots import _child_colour
 from recursive_clusters.core.settings import Settings, parse_settings
-from recursive_clusters.core.stability import jaccard_band
 from recursive_clusters.core.tree import NOISE_NAME, ROOT
 from recursive_clusters.storage import TreeStore, atomic_path
 
@@ -374,7 +374,7 @@ def _header(tree: _Tree) -> str:
         "Recursion": f"max_depth={rec.max_depth}, min_node_size={rec.min_node_size}, "
         f"min_child_fraction={rec.min_child_fraction:g}",
         "Explanation": f"test_size={settings.explanation.test_size:g}, "
-        f"stability_runs={settings.explanation.stability_runs}",
+        f"stability_runs={settings.acceptance.stability_runs}",
         "Random state": str(settings.random_state),
     }
 

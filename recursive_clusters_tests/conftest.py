@@ -32,7 +32,7 @@ TEST_SETTINGS = {
     "input": {"id_column": "user_id", "profile_columns": ["segment", "true_leaf"]},
     "clustering": {"min_cluster_size": 0.1, "min_cluster_size_floor": 10},
     "recursion": {"max_depth": 2, "min_node_size": 100},
-    "explanation": {"shap_sample_per_child": 30, "stability_runs": 0},
+    "explanation": {"shap_sample_per_child": 30},
 }
 
 

@@ -21,7 +21,6 @@ from recursive_clusters.core.explain import explain_with_shap, train_classifiers
 from recursive_clusters.core.plots import embedding_scatter, shap_beeswarm
 from recursive_clusters.core.recursive import RecursiveClusterer
 from recursive_clusters.core.settings import parse_settings
-from recursive_clusters.core.stability import assess_stability
 from recursive_clusters.report import REPORT_NAME, leaf_summary, render_report, write_report
 from recursive_clusters.storage import TreeStore
 
@@ -35,7 +34,7 @@ SETTINGS = parse_settings(
         "input": {"path": EVIL_SOURCE, "id_column": "id", "profile_columns": [EVIL_COLUMN]},
         "clustering": {"min_cluster_size": 0.1, "min_cluster_size_floor": 10},
         "recursion": {"max_depth": 2, "min_node_size": 60},
-        "explanation": {"shap_sample_per_child": 30, "stability_runs": 1},
+        "explanation": {"shap_sample_per_child": 30},
     }
 )
 
@@ -87,8 +86,6 @@ def tree(tmp_path_factory) -> tuple[TreeStore, pd.DataFrame]:
         store.write_embedding(GENERATION, path, pd.DataFrame({"row": node.rows, "x": x, "y": y}))
         record = {**node.summary(), "generation": GENERATION}
         if node.decision.accepted:
-            stability = assess_stability(matrix[node.rows], labels, SETTINGS, seed)
-            record["child_stability"] = {str(k): v for k, v in stability.child_jaccard.items()}
             node_features = features.iloc[node.rows].reset_index(drop=True)
             models = train_classifiers(node_features, labels, SETTINGS.explanation, seed)
             explanation = explain_with_shap(

@@ -124,16 +124,19 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
         store = tree_storage.store()
         generation = resolve_generation(context, store)
         settings = tree_storage.tree_settings(generation)
+        matrix = load_matrix(store, generation)
         result_metadata = None
         for path in node_paths(context):
             embedded = store.read_embedding(generation, path)
             coordinates = embedded[["x", "y"]].to_numpy()
-            node = finish_node(coordinates, embedded["row"].to_numpy(), path, settings)
+            rows = embedded["row"].to_numpy()
+            node = finish_node(coordinates, rows, path, settings, matrix[rows])
             labels = pd.DataFrame(
                 {
                     "row": node.rows,
                     "label": node.clustering.labels,
                     "probability": node.clustering.probabilities,
+                    "noise_assigned": node.noise_assigned,
                 }
             )
             record = {**node.summary(), "generation": generation}
@@ -150,6 +153,7 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
                 "rows": record["n_rows"],
                 "children": record["n_children"],
                 "noise_fraction": record["noise_fraction"],
+                "noise_assigned": record["noise_assigned"],
                 "split_accepted": record["split_accepted"],
                 "reason": record["reason"],
                 "zoom_into": ", ".join(record["zoom_into"]) or "none",
@@ -158,9 +162,12 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
                     {
                         "clustering": settings.clustering.model_dump(mode="json"),
                         "recursion": settings.recursion.model_dump(mode="json"),
+                        "acceptance": settings.acceptance.model_dump(mode="json"),
                     }
                 ),
                 "child_sizes": MetadataValue.json(record["child_sizes"]),
+                "child_stability": MetadataValue.json(record["child_stability"]),
+                "acceptance": MetadataValue.json(record["acceptance"]),
                 "embedding_plot": png_markdown(plot, path),
                 "plot_path": MetadataValue.path(str(plot)),
             }

@@ -106,3 +106,30 @@ def embed_and_cluster(
     """One node's whole procedure: UMAP to 2-D, then HDBSCAN on the result."""
     embedding = embed(matrix, settings.embedding, seed)
     return embedding, cluster_embedding(embedding, settings.clustering)
+
+
+def assign_noise_to_nearest(
+    embedding: np.ndarray, labels: np.ndarray, max_spacings: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Give noise rows the label of their nearest clustered row when it is close.
+
+    "Close" is at most ``max_spacings`` times the median distance between a clustered row
+    and its nearest clustered neighbour, so the rule scales with each node's embedding.
+    Returns the new labels and a mask of the rows that were noise and got a child.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    labels = np.asarray(labels)
+    clustered = labels != NOISE
+    assigned = np.zeros(len(labels), dtype=bool)
+    if clustered.sum() < 2 or clustered.all():
+        return labels.copy(), assigned
+    neighbours = NearestNeighbors(n_neighbors=2).fit(embedding[clustered])
+    spacing = float(np.median(neighbours.kneighbors(embedding[clustered])[0][:, 1]))
+    noise_rows = np.flatnonzero(~clustered)
+    distance, nearest = neighbours.kneighbors(embedding[noise_rows], n_neighbors=1)
+    close = distance[:, 0] <= max_spacings * spacing
+    new_labels = labels.copy()
+    new_labels[noise_rows[close]] = labels[clustered][nearest[close, 0]]
+    assigned[noise_rows[close]] = True
+    return new_labels, assigned

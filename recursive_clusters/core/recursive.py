@@ -7,12 +7,18 @@ bare benchmark compare the pipeline against.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
-from recursive_clusters.core.clustering import NodeClustering, cluster_embedding
+from recursive_clusters.core.acceptance import SplitEvidence, assess_split
+from recursive_clusters.core.clustering import (
+    NodeClustering,
+    assign_noise_to_nearest,
+    cluster_embedding,
+)
 from recursive_clusters.core.embedding import embed, node_seed
 from recursive_clusters.core.settings import Settings
 from recursive_clusters.core.tree import (
@@ -35,6 +41,9 @@ class NodeResult:
     embedding: np.ndarray
     clustering: NodeClustering
     decision: SplitDecision
+    evidence: SplitEvidence | None = None  # None: the split was not tested
+    noise_assigned: np.ndarray | None = None  # rows HDBSCAN called noise, given a child after
+    seconds: dict[str, float] = field(default_factory=dict)  # time per step, for benchmarks
 
     def summary(self) -> dict[str, object]:
         """The node's record: stored as JSON, shown as Dagster metadata, read by the sensor."""
@@ -46,10 +55,19 @@ class NodeResult:
             "n_children": self.clustering.n_children,
             "child_sizes": {str(k): v for k, v in self.clustering.child_sizes().items()},
             "noise_fraction": round(self.clustering.noise_fraction, 6),
+            "noise_assigned": int(self.noise_assigned.sum())
+            if self.noise_assigned is not None
+            else 0,
             "persistence": [round(float(p), 6) for p in self.clustering.persistence],
             "split_accepted": self.decision.accepted,
             "reason": self.decision.reason,
             "zoom_into": [child_path(self.path, k) for k in self.decision.zoom_into],
+            "acceptance": dict(self.evidence.scores) if self.evidence else {},
+            "child_stability": (
+                {str(k): v for k, v in self.evidence.child_stability.items()}
+                if self.evidence
+                else {}
+            ),
         }
 
 
@@ -65,17 +83,45 @@ def require_enough_rows(n_rows: int, settings: Settings) -> None:
 
 def cluster_node(matrix: np.ndarray, rows: np.ndarray, path: str, settings: Settings) -> NodeResult:
     """Embed, cluster and decide for one node, given the matrix of its own rows only."""
+    started = time.perf_counter()
     embedding = embed(matrix, settings.embedding, node_seed(settings.random_state, path))
-    return finish_node(embedding, rows, path, settings)
+    embed_seconds = time.perf_counter() - started
+    node = finish_node(embedding, rows, path, settings, matrix)
+    node.seconds["embed"] = embed_seconds
+    return node
 
 
 def finish_node(
-    embedding: np.ndarray, rows: np.ndarray, path: str, settings: Settings
+    embedding: np.ndarray,
+    rows: np.ndarray,
+    path: str,
+    settings: Settings,
+    matrix: np.ndarray | None = None,
 ) -> NodeResult:
-    """Cluster an already computed embedding and decide the split (the second asset step)."""
+    """Cluster an already computed embedding and decide the split (the second asset step).
+
+    Given the node's ``matrix`` and with ``acceptance.enabled``, the split is tested first
+    (``assess_split``); without it, any clustering with two or more children splits.
+    """
+    started = time.perf_counter()
     clustering = cluster_embedding(embedding, settings.clustering)
-    decision = decide_split(clustering, path_level(path), settings)
-    return NodeResult(path, rows, embedding, clustering, decision)
+    seconds = {"cluster": time.perf_counter() - started}
+    evidence = None
+    if matrix is not None and settings.acceptance.enabled:
+        started = time.perf_counter()
+        seed = node_seed(settings.random_state, path)
+        evidence = assess_split(matrix, embedding, clustering, settings, seed)
+        seconds["accept"] = time.perf_counter() - started
+    decision = decide_split(clustering, path_level(path), settings, evidence)
+    noise_assigned = np.zeros(len(rows), dtype=bool)
+    if decision.accepted and settings.clustering.noise_policy == "assign_nearest":
+        labels, noise_assigned = assign_noise_to_nearest(
+            embedding, clustering.labels, settings.clustering.noise_assign_distance
+        )
+        clustering = replace(clustering, labels=labels)
+    return NodeResult(
+        path, rows, embedding, clustering, decision, evidence, noise_assigned, seconds
+    )
 
 
 def child_rows(node: NodeResult, child: int) -> np.ndarray:
@@ -87,7 +133,8 @@ class RecursiveClusterer:
     """Recursive UMAP + HDBSCAN: fit builds the whole cluster tree of ``X``.
 
     Attributes after ``fit``: ``nodes_`` (path -> NodeResult), ``tree_`` (one row per node),
-    ``assignments_`` (one row per input row) and ``labels_`` (leaf path per row).
+    ``assignments_`` (one row per input row), ``labels_`` (leaf path per row) and
+    ``timings_`` (seconds spent embedding, clustering and testing splits, over all nodes).
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
@@ -107,6 +154,10 @@ class RecursiveClusterer:
                 (child_path(path, k), child_rows(node, k)) for k in node.decision.zoom_into
             )
         self.nodes_ = nodes
+        self.timings_ = {
+            step: sum(node.seconds.get(step, 0.0) for node in nodes.values())
+            for step in ("embed", "cluster", "accept")
+        }
         self.tree_ = pd.DataFrame([node.summary() for node in nodes.values()])
         outcomes = {
             path: NodeOutcome(node.rows, node.clustering.labels, node.decision.accepted)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from recursive_clusters.core.clustering import NOISE, NodeClustering
 from recursive_clusters.core.settings import Settings
+
+if TYPE_CHECKING:
+    from recursive_clusters.core.acceptance import SplitEvidence
 
 ROOT = "root"
 NOISE_NAME = "noise"
@@ -58,27 +62,36 @@ class SplitDecision:
     zoom_into: tuple[int, ...] = field(default_factory=tuple)
 
 
-def decide_split(clustering: NodeClustering, level: int, settings: Settings) -> SplitDecision:
+def decide_split(
+    clustering: NodeClustering,
+    level: int,
+    settings: Settings,
+    evidence: SplitEvidence | None = None,
+) -> SplitDecision:
     """The one rule, shared by the assets, the sensor, the CLI and ``RecursiveClusterer``.
 
-    A node splits when HDBSCAN finds at least two clusters; otherwise it is a leaf and the
-    reason is recorded. A child is zoomed into when the tree may grow one more level and
-    the child holds at least ``min_node_size`` rows and ``min_child_fraction`` of the node.
+    A node splits when HDBSCAN finds at least two clusters and the acceptance test (its
+    ``evidence``, when given) does not reject them; otherwise it is a leaf and the reason is
+    recorded. A child is zoomed into when the tree may grow one more level and the child
+    holds at least ``min_node_size`` rows and ``min_child_fraction`` of the node.
     """
     n_rows = len(clustering.labels)
     if clustering.n_children == 0:
         return SplitDecision(False, "no cluster found: every row is noise")
     if clustering.n_children == 1:
         return SplitDecision(False, "a single cluster: nothing to split")
+    if evidence is not None and not evidence.accepted:
+        return SplitDecision(False, evidence.reason)
+    why = f"; {evidence.reason}" if evidence is not None else ""
     recursion = settings.recursion
     if level >= recursion.max_depth:
-        return SplitDecision(True, f"split into {clustering.n_children}; depth limit reached")
+        return SplitDecision(True, f"split into {clustering.n_children}; depth limit reached{why}")
     zoom_into = tuple(
         k
         for k, size in clustering.child_sizes().items()
         if size >= recursion.min_node_size and size >= recursion.min_child_fraction * n_rows
     )
-    reason = f"split into {clustering.n_children}; zooming into {len(zoom_into)}"
+    reason = f"split into {clustering.n_children}; zooming into {len(zoom_into)}{why}"
     return SplitDecision(True, reason, zoom_into)
 
 

@@ -7,6 +7,7 @@ from sklearn.metrics import adjusted_rand_score
 from recursive_clusters.core.clustering import (
     NOISE,
     NodeClustering,
+    assign_noise_to_nearest,
     canonical_labels,
     cluster_embedding,
 )
@@ -176,3 +177,14 @@ def test_fast_hdbscan_backend_agrees_with_hdbscan(planted):
     )
     assert fast.n_children == reference.n_children
     assert adjusted_rand_score(reference.labels, fast.labels) > 0.9
+
+
+def test_noise_close_to_a_cluster_joins_it_and_far_noise_stays():
+    rng = np.random.default_rng(0)
+    embedding = np.vstack([rng.normal(0, 0.1, (50, 2)), rng.normal(5, 0.1, (50, 2))])
+    embedding = np.vstack([embedding, [[0.05, 0.05], [2.5, 2.5]]])
+    labels = np.array([0] * 50 + [1] * 50 + [NOISE, NOISE])
+    new, assigned = assign_noise_to_nearest(embedding, labels, max_spacings=3.0)
+    assert new[100] == 0 and assigned[100]
+    assert new[101] == NOISE and not assigned[101]
+    assert (new[:100] == labels[:100]).all() and assigned.sum() == 1

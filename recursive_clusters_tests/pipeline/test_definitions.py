@@ -40,3 +40,19 @@ def test_schedule_is_off_unless_a_cron_is_configured():
 def test_repo_dagster_yaml_is_the_packaged_instance_template():
     packaged = REPO / "recursive_clusters" / "dagster_instance.yaml"
     assert (REPO / "dagster.yaml").read_text() == packaged.read_text()
+
+
+def test_readme_documents_every_setting():
+    from recursive_clusters.core.settings import settings_reference
+
+    readme = (REPO / "README.md").read_text()
+    missing = [key for key, _, _ in settings_reference() if f"`{key}`" not in readme]
+    assert not missing
+
+
+def test_settings_template_parses_to_the_defaults():
+    import yaml
+
+    from recursive_clusters.core.settings import Settings, settings_template
+
+    assert parse_settings(yaml.safe_load(settings_template())) == Settings()

@@ -1,0 +1,143 @@
+"""Time the whole tree through Dagster against the same library calls made bare.
+
+Usage::
+
+    python benchmarks/pipeline.py --dataset digits
+    python benchmarks/pipeline.py --dataset planted --rows 20000 --columns 100
+    python benchmarks/pipeline.py --dataset planted --rows 70000 --columns 784 --max-depth 2
+
+Prints a Markdown table and writes JSON (``--output``, default
+``benchmarks/results/pipeline_<dataset>_<rows>x<columns>.json``). The bare run times each
+stage (load+prepare, embed, cluster+accept, classify, explain) over every node; the
+pipeline run is ``recursive-clusters run`` in a fresh process with a fresh DAGSTER_HOME,
+so it pays what a user pays: imports, numba compilation, the Dagster instance and files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+
+
+def make_dataset(name: str, rows: int, columns: int, directory: Path) -> Path | None:
+    """Write the benchmark table to Parquet (``None`` for the built-in digits)."""
+    if name == "digits":
+        return None
+    from recursive_clusters.core.synthetic import planted_hierarchy
+
+    features, _, leaves = planted_hierarchy(n_rows=rows, n_features=columns, seed=0)
+    import pandas as pd
+
+    table = pd.DataFrame(features, columns=[f"x{i}" for i in range(columns)])
+    table.insert(0, "row_id", range(len(table)))
+    table["planted_leaf"] = leaves
+    path = directory / "data.parquet"
+    table.to_parquet(path)
+    return path
+
+
+def bare(settings_data: dict) -> dict[str, float]:
+    """The tree and its explanations with the core alone, timed per stage."""
+    from recursive_clusters.core.data import load_table, prepare
+    from recursive_clusters.core.explain import explain_with_shap, train_classifiers
+    from recursive_clusters.core.recursive import RecursiveClusterer
+    from recursive_clusters.core.settings import parse_settings
+
+    settings = parse_settings(settings_data)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    prepared = prepare(load_table(settings.input), settings.input)
+    timings["load+prepare"] = time.perf_counter() - started
+    clusterer = RecursiveClusterer(settings).fit(prepared.matrix)
+    for stage, seconds in clusterer.timings_.items():
+        timings[stage] = seconds
+    classify = explain = 0.0
+    for node in clusterer.nodes_.values():
+        if not node.decision.accepted:
+            continue
+        features = prepared.features.iloc[node.rows].reset_index(drop=True)
+        labels = node.clustering.labels
+        tick = time.perf_counter()
+        models = train_classifiers(features, labels, settings.explanation, 0)
+        classify += time.perf_counter() - tick
+        tick = time.perf_counter()
+        explain_with_shap(models, features, labels, node.rows, settings.explanation, 0)
+        explain += time.perf_counter() - tick
+    timings["classify"] = classify
+    timings["explain"] = explain
+    timings["total"] = time.perf_counter() - started
+    timings["nodes"] = len(clusterer.nodes_)
+    timings["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return timings
+
+
+def pipeline(settings_path: Path, data: Path | None) -> dict[str, float]:
+    """``recursive-clusters run`` (or ``demo``) in a fresh process and a fresh instance."""
+    with tempfile.TemporaryDirectory() as home:
+        env = {**os.environ, "DAGSTER_HOME": home}
+        command = [sys.executable, "-m", "recursive_clusters.cli"]
+        command += ["demo"] if data is None else ["run", "--input", str(data)]
+        command += ["--config", str(settings_path)]
+        started = time.perf_counter()
+        subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+        total = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    return {"total": total, "peak_rss_gb": peak}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=["digits", "planted"], default="digits")
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--columns", type=int, default=100)
+    parser.add_argument("--max-depth", type=int, default=3)
+    parser.add_argument("--skip-pipeline", action="store_true")
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        data = make_dataset(args.dataset, args.rows, args.columns, Path(scratch))
+        settings_data: dict = {"recursion": {"max_depth": args.max_depth}}
+        if data is not None:
+            settings_data["input"] = {"path": str(data), "id_column": "row_id",
+                                      "profile_columns": ["planted_leaf"]}  # fmt: skip
+        settings_path = Path(scratch) / "settings.yaml"
+        settings_path.write_text(yaml.safe_dump(settings_data))
+        bare_figures = bare(settings_data)
+        pipeline_figures = {} if args.skip_pipeline else pipeline(settings_path, data)
+
+    shape = "1797x64" if data is None else f"{args.rows}x{args.columns}"
+    result = {"dataset": args.dataset, "shape": shape, "max_depth": args.max_depth,
+              "bare": bare_figures, "pipeline": pipeline_figures}  # fmt: skip
+    if pipeline_figures:
+        result["pipeline_over_bare"] = pipeline_figures["total"] / bare_figures["total"]
+    output = args.output or HERE / "results" / f"pipeline_{args.dataset}_{shape}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2))
+
+    print(f"\n### {args.dataset} {shape}, depth {args.max_depth}, {bare_figures['nodes']} nodes\n")
+    print("| stage | seconds |\n|---|---|")
+    for stage, value in bare_figures.items():
+        if stage not in ("nodes", "peak_rss_gb"):
+            print(f"| bare: {stage} | {value:.1f} |")
+    print(f"| bare: peak RSS (GB) | {bare_figures['peak_rss_gb']:.2f} |")
+    if pipeline_figures:
+        print(f"| pipeline (fresh process, Dagster): total | {pipeline_figures['total']:.1f} |")
+        print(f"| pipeline: peak RSS (GB) | {pipeline_figures['peak_rss_gb']:.2f} |")
+        print(f"| pipeline / bare | {result['pipeline_over_bare']:.2f} |")
+    print(f"\nJSON: {output}")
+
+
+if __name__ == "__main__":
+    main()

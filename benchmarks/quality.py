@@ -1,0 +1,323 @@
+"""Score the recursive clustering with its DEFAULT settings on data whose structure is known.
+
+Cases: structure-free tables (one Gaussian and other single populations: every split is
+spurious), planted hierarchies (one or two levels, sub-clusters only separable after zooming
+in), flat Gaussian mixtures, and the bundled 8x8 digits. For each: ARI per level against the
+planted truth on the rows that got a cluster, the fraction of rows that got one, spurious
+splits (accepted splits of a node that is one planted leaf, or of any structure-free node),
+missed splits (final leaves that still mix planted leaves), the wall time, and the root's
+decision. Also times the acceptance test against the node's own embed+cluster.
+
+Run: .venv/bin/python benchmarks/quality.py [--quick] [--baseline] [--large] [--output PATH]
+(--baseline adds a run per case with the acceptance test switched off, for comparison;
+--large adds two 10,000-row cases).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+from recursive_clusters.core.acceptance import assess_split
+from recursive_clusters.core.clustering import cluster_embedding
+from recursive_clusters.core.data import load_demo_digits
+from recursive_clusters.core.embedding import embed, node_seed
+from recursive_clusters.core.recursive import RecursiveClusterer
+from recursive_clusters.core.settings import Settings
+from recursive_clusters.core.synthetic import (
+    gaussian_mixture,
+    planted_hierarchy,
+    structure_free,
+)
+from recursive_clusters.core.tree import ROOT, path_level
+
+DEFAULT_OUTPUT = Path(__file__).parent / "results" / "quality.json"
+PURE = 0.9  # a node this dominated by one planted leaf has nothing real left to split
+MIXED = 0.2  # a final leaf with two planted leaves of at least this share each missed a split
+
+
+@dataclass(frozen=True)
+class Case:
+    """One table with its truth: ``top`` (level-1 labels) and ``leaf`` (finest labels), both
+    None for structure-free data."""
+
+    name: str
+    kind: str  # structure-free | planted | mixture | digits
+    make: Callable[[], tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]
+
+
+def _free(kind: str, n_rows: int, n_features: int, seed: int) -> Case:
+    return Case(
+        f"{kind} n={n_rows} d={n_features} s={seed}",
+        "structure-free",
+        lambda: (structure_free(n_rows, n_features, kind, seed), None, None),
+    )
+
+
+def _planted(
+    n_rows: int, n_features: int, n_top: int, n_sub: int, top: float, sub: float, seed: int
+) -> Case:
+    depth = 2 if n_sub > 1 else 1
+    return Case(
+        f"planted {n_top}x{n_sub} sep {top:g}/{sub:g} d={n_features} s={seed}",
+        f"planted-{depth}",
+        lambda: planted_hierarchy(n_rows, n_features, n_top, n_sub, top, sub, seed),
+    )
+
+
+def _mixture(n_rows: int, n_features: int, n_clusters: int, separation: float, seed: int) -> Case:
+    def make() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        matrix, labels = gaussian_mixture(n_rows, n_features, n_clusters, separation, seed)
+        return matrix, labels, labels
+
+    name = f"mixture k={n_clusters} sep {separation:g} d={n_features} s={seed}"
+    return Case(name, "mixture", make)
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    table = load_demo_digits()
+    pixels = table[[c for c in table.columns if c.startswith("pixel_")]].to_numpy()
+    digit = table["digit"].to_numpy()
+    return pixels, digit, digit
+
+
+def cases(quick: bool, large: bool) -> list[Case]:
+    digits = Case("digits 8x8 (1,797 x 64)", "digits", _digits)
+    chosen = (
+        [
+            *(_free("gaussian", 2000, d, s) for d in (10, 50) for s in (0, 1)),
+            _planted(2400, 20, 3, 3, 12, 4, 0),
+            _mixture(2000, 30, 5, 8, 0),
+            digits,
+        ]
+        if quick
+        else [
+            *(_free("gaussian", 3000, d, s) for d in (10, 50, 100) for s in (0, 1, 2)),
+            *(
+                _free(k, 3000, 20, s)
+                for k in ("anisotropic", "uniform", "student_t")
+                for s in (0, 1)
+            ),
+            _planted(2400, 20, 6, 1, 12, 0, 0),
+            _planted(2400, 50, 6, 1, 10, 0, 1),
+            # The leaves only separate once a group is embedded on its own ...
+            *(_planted(2400, 20, 3, 3, 12, 4, s) for s in (0, 1)),
+            *(_planted(2400, 50, 3, 3, 20, 4.5, s) for s in (0, 1)),
+            _planted(3000, 30, 4, 2, 14, 4, 0),
+            # ... or already at the root, when they are a little further apart.
+            _planted(2400, 20, 3, 3, 12, 4.5, 0),
+            *(_mixture(3000, 30, 6, 8, s) for s in (0, 1)),
+            digits,
+        ]
+    )
+    if large:
+        chosen += [
+            _free("gaussian", 10_000, 20, 0),
+            _planted(10_000, 50, 3, 3, 20, 4.5, 0),
+        ]
+    return chosen
+
+
+def _ari(truth: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> float:
+    """ARI on the rows of ``mask``; a single predicted cluster scores 0 (no structure found)."""
+    if not mask.any():
+        return 0.0
+    return float(adjusted_rand_score(truth[mask], labels[mask]))
+
+
+def _node_counts(model: RecursiveClusterer, leaf: np.ndarray | None) -> dict[str, int]:
+    """Spurious and missed splits of a fitted tree against the planted leaves."""
+    spurious = 0
+    accepted = 0
+    for node in model.nodes_.values():
+        if not node.decision.accepted:
+            continue
+        accepted += 1
+        if leaf is None:
+            spurious += 1  # structure-free: every accepted split is spurious
+            continue
+        _, counts = np.unique(leaf[node.rows], return_counts=True)
+        spurious += int(counts.max() >= PURE * len(node.rows))
+    missed = 0
+    if leaf is not None:
+        final = model.assignments_
+        for path in final.loc[~final["is_noise"], "leaf_path"].unique():
+            rows = final["leaf_path"].to_numpy() == path
+            _, counts = np.unique(leaf[rows], return_counts=True)
+            missed += int(np.sum(counts >= MIXED * rows.sum()) >= 2)
+    return {"accepted_splits": accepted, "spurious_splits": spurious, "missed_splits": missed}
+
+
+def score(case: Case, settings: Settings) -> dict[str, object]:
+    """Fit the tree on one case and measure it against the truth."""
+    matrix, top, leaf = case.make()
+    started = time.perf_counter()
+    model = RecursiveClusterer(settings).fit(matrix)
+    seconds = time.perf_counter() - started
+    final = model.assignments_
+    clustered = ~final["is_noise"].to_numpy()
+    level_1 = final["level_1"].to_numpy(dtype=object)
+    at_level_1 = np.array([v is not None and v != "noise" for v in level_1])
+    root = model.nodes_[ROOT]
+    record: dict[str, object] = {
+        "case": case.name,
+        "kind": case.kind,
+        "rows": int(matrix.shape[0]),
+        "columns": int(matrix.shape[1]),
+        "nodes": len(model.nodes_),
+        "leaves": int(final.loc[clustered, "leaf_path"].nunique()) if clustered.any() else 1,
+        "depth": max(path_level(p) for p, n in model.nodes_.items() if n.decision.accepted)
+        if root.decision.accepted
+        else 0,
+        "fraction_clustered": float(clustered.mean()),
+        "seconds": round(seconds, 2),
+        "root_accepted": root.decision.accepted,
+        "root_reason": root.decision.reason,
+        **_node_counts(model, leaf),
+    }
+    if top is not None:
+        record["ari_level_1"] = _ari(top, level_1.astype(str), at_level_1)
+        record["fraction_clustered_level_1"] = float(at_level_1.mean())
+        record["ari_leaf"] = _ari(leaf, final["leaf_path"].to_numpy(dtype=str), clustered)
+    if case.kind == "digits":
+        record["level_2"] = [
+            {
+                "path": path,
+                "rows": int(len(node.rows)),
+                "children": node.clustering.n_children,
+                "accepted": node.decision.accepted,
+                "reason": node.decision.reason,
+            }
+            for path, node in model.nodes_.items()
+            if path_level(path) == 2
+        ]
+    return record
+
+
+def overhead(case: Case, settings: Settings) -> dict[str, object]:
+    """The root's own embed+cluster time against the acceptance test's on top of it."""
+    matrix, _, _ = case.make()
+    seed = node_seed(settings.random_state, ROOT)
+    started = time.perf_counter()
+    embedding = embed(matrix, settings.embedding, seed)
+    clustering = cluster_embedding(embedding, settings.clustering)
+    own = time.perf_counter() - started
+    started = time.perf_counter()
+    evidence = assess_split(matrix, embedding, clustering, settings, seed)
+    extra = time.perf_counter() - started
+    return {
+        "case": case.name,
+        "rows": int(matrix.shape[0]),
+        "embed_cluster_seconds": round(own, 2),
+        "acceptance_seconds": round(extra, 2),
+        "ratio": round(extra / own, 2),
+        "accepted": evidence.accepted,
+    }
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "-" if value is None else str(value)
+
+
+def markdown(records: list[dict[str, object]]) -> str:
+    columns = [
+        ("case", "case"),
+        ("rows x cols", None),
+        ("leaves", "leaves"),
+        ("ARI L1", "ari_level_1"),
+        ("ARI leaf", "ari_leaf"),
+        ("clustered", "fraction_clustered"),
+        ("splits", "accepted_splits"),
+        ("spurious", "spurious_splits"),
+        ("missed", "missed_splits"),
+        ("time s", "seconds"),
+        ("root", "root_reason"),
+    ]
+    lines = [
+        "| " + " | ".join(title for title, _ in columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
+    ]
+    for record in records:
+        cells = []
+        for _, key in columns:
+            if key is None:
+                cells.append(f"{record['rows']}x{record['columns']}")
+            elif key == "root_reason":
+                reason = str(record[key])
+                cells.append(reason if len(reason) <= 110 else reason[:107] + "...")
+            else:
+                cells.append(_fmt(record.get(key)))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer, smaller cases (~3 min)")
+    parser.add_argument(
+        "--baseline", action="store_true", help="also run each case with acceptance off"
+    )
+    parser.add_argument("--large", action="store_true", help="add two 10,000-row cases")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    RecursiveClusterer(settings).fit(structure_free(100, 5, "gaussian", 0))  # numba warm-up
+    chosen = cases(args.quick, args.large)
+    results: dict[str, object] = {
+        "python": platform.python_version(),
+        "quick": args.quick,
+        "large": args.large,
+        "settings": settings.model_dump(mode="json"),
+    }
+    records = []
+    for case in chosen:
+        records.append(score(case, settings))
+        print(f"done: {case.name} ({records[-1]['seconds']} s)", file=sys.stderr, flush=True)
+    results["cases"] = records
+    print("## With the acceptance test (default settings)\n")
+    print(markdown(records))
+    print(
+        "\nspurious: accepted splits of a structure-free node or of a node >= 90% one planted "
+        "leaf (digits: one digit, i.e. within-digit splits); missed: final leaves holding two "
+        "planted leaves (digits) of >= 20% each. ARI on rows that got a cluster."
+    )
+    if args.baseline:
+        off = settings.model_copy(
+            update={"acceptance": settings.acceptance.model_copy(update={"enabled": False})}
+        )
+        baseline = [score(case, off) for case in chosen]
+        results["baseline"] = baseline
+        print("\n## Baseline: acceptance test off (any clustering with >= 2 children splits)\n")
+        print(markdown(baseline))
+    timed = [c for c in chosen if c.kind == "digits"]
+    if not args.quick:  # a spread of rejected (blob) and accepted (planted) roots
+        timed += [c for c in chosen if c.kind != "digits"][::7]
+    results["overhead"] = [overhead(case, settings) for case in timed]
+    print("\n## Overhead at the root (acceptance test vs the root's own embed+cluster)\n")
+    print("| case | rows | embed+cluster s | acceptance s | ratio | accepted |")
+    print("|---|---|---|---|---|---|")
+    for row in results["overhead"]:
+        print(
+            f"| {row['case']} | {row['rows']} | {row['embed_cluster_seconds']} | "
+            f"{row['acceptance_seconds']} | {row['ratio']} | {row['accepted']} |"
+        )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nWrote {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,218 @@
+"""The split-acceptance rule: real clusters pass, a Gaussian blob's islands do not."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_blobs
+
+from recursive_clusters.core import acceptance
+from recursive_clusters.core.acceptance import (
+    SplitEvidence,
+    assess_split,
+    jaccard_band,
+    match_children,
+    mean_pairwise_ari,
+    null_reference,
+)
+from recursive_clusters.core.clustering import NodeClustering, embed_and_cluster
+from recursive_clusters.core.recursive import RecursiveClusterer, finish_node
+from recursive_clusters.core.settings import Settings, SettingsError, parse_settings
+from recursive_clusters.core.synthetic import gaussian_blob, planted_hierarchy
+from recursive_clusters.core.tree import decide_split
+
+SEED = 11
+SETTINGS = Settings()
+
+
+@pytest.fixture(scope="module")
+def blobs() -> tuple[np.ndarray, np.ndarray, NodeClustering]:
+    """Three well-separated blobs: structure that any rule must accept."""
+    matrix, _ = make_blobs(n_samples=450, n_features=10, centers=3, random_state=3)
+    embedding, clustering = embed_and_cluster(matrix, SETTINGS, SEED)
+    assert clustering.n_children == 3
+    return matrix, embedding, clustering
+
+
+@pytest.fixture(scope="module")
+def blob() -> tuple[np.ndarray, np.ndarray, NodeClustering]:
+    """One Gaussian on which UMAP + HDBSCAN nonetheless reports two or more clusters."""
+    for seed in range(5):
+        matrix = gaussian_blob(600, 10, seed)
+        embedding, clustering = embed_and_cluster(matrix, SETTINGS, seed)
+        if clustering.n_children >= 2:
+            return matrix, embedding, clustering
+    pytest.fail("no seed made HDBSCAN split the blob: the test premise no longer holds")
+
+
+def _clustering(sizes: list[int], noise: int = 0) -> NodeClustering:
+    labels = np.concatenate([np.full(size, k) for k, size in enumerate(sizes)] + [[-1] * noise])
+    return NodeClustering(
+        labels=labels.astype(np.int64),
+        probabilities=np.ones(len(labels)),
+        persistence=np.full(len(sizes), 0.5),
+        min_cluster_size=15,
+    )
+
+
+@pytest.fixture
+def no_extra_runs(monkeypatch):
+    """Fail if the rule embeds anything: the cheap rejections must not."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("an extra embed+cluster run was made")
+
+    monkeypatch.setattr(acceptance, "embed_and_cluster", forbidden)
+
+
+def test_clear_structure_is_accepted(blobs):
+    matrix, embedding, clustering = blobs
+    evidence = assess_split(matrix, embedding, clustering, SETTINGS, SEED)
+    assert evidence.accepted, evidence.reason
+    assert evidence.reason.startswith("stable sub-structure")
+    assert sorted(evidence.child_stability) == [0, 1, 2]
+    assert min(evidence.child_stability.values()) > 0.9
+    scores = evidence.scores
+    assert scores["validity"] > max(scores["null_validity"], 0) + 0.3
+    assert scores["persistence"] > scores["null_persistence"] + 0.3
+    json.dumps(scores, allow_nan=False)  # stored as JSON and shown as Dagster metadata
+
+
+def test_dbcv_decides_when_the_backend_reports_no_persistence(blobs, monkeypatch):
+    monkeypatch.setattr(acceptance, "persistence", lambda clustering: float("nan"))
+    matrix, embedding, clustering = blobs
+    evidence = assess_split(matrix, embedding, clustering, SETTINGS, SEED)
+    assert evidence.accepted and "DBCV" in evidence.reason
+    assert "persistence" not in evidence.reason and "persistence" not in evidence.scores
+
+
+def test_same_seed_same_evidence(blobs):
+    matrix, embedding, clustering = blobs
+    first = assess_split(matrix, embedding, clustering, SETTINGS, SEED)
+    assert assess_split(matrix, embedding, clustering, SETTINGS, SEED) == first
+
+
+def test_a_gaussian_blob_is_rejected_with_its_numbers(blob):
+    matrix, embedding, clustering = blob
+    evidence = assess_split(matrix, embedding, clustering, SETTINGS, SEED)
+    assert not evidence.accepted
+    assert evidence.reason.startswith("no stable sub-structure: ")
+    assert any(char.isdigit() for char in evidence.reason)
+    scores, rule = evidence.scores, SETTINGS.acceptance
+    assert scores["stability"] < rule.min_stability or (
+        scores["persistence"] < scores["null_persistence"] + rule.min_persistence_gain
+    )
+    json.dumps(evidence.scores, allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "words"), [([], "every row is noise"), ([200], "a single cluster")]
+)
+def test_no_or_one_child_is_rejected_cheaply(no_extra_runs, sizes, words):
+    clustering = _clustering(sizes, noise=40)
+    matrix = np.random.default_rng(0).normal(size=(len(clustering.labels), 5))
+    evidence = assess_split(matrix, np.zeros((len(matrix), 2)), clustering, SETTINGS, SEED)
+    assert not evidence.accepted and words in evidence.reason
+    assert evidence.child_stability == {}
+    assert evidence.scores["n_children"] == len(sizes)
+
+
+def test_too_small_a_node_is_rejected_cheaply(no_extra_runs):
+    clustering = _clustering([17, 16])  # a 26-row subsample cannot hold two clusters of 15
+    matrix = np.random.default_rng(0).normal(size=(33, 5))
+    evidence = assess_split(matrix, np.zeros((33, 2)), clustering, SETTINGS, SEED)
+    assert not evidence.accepted and "too few" in evidence.reason
+
+
+def test_a_child_found_at_another_granularity_is_not_lost():
+    reference = np.repeat([0, 1, 2, 3], 10)  # groups: {0}, {1}, {2, 3}
+    perturbed = np.repeat([5, 6, 7, 7], 10)  # 0 found as is, 1 as two pieces, 2 and 3 merged
+    perturbed[10:15] = 8
+    best, nested = match_children(reference, perturbed, 4)
+    np.testing.assert_allclose(best, [1.0, 0.5, 0.5, 0.5])
+    np.testing.assert_allclose(nested, [1.0, 1.0, 1.0, 1.0])
+
+
+def test_noise_and_a_merge_of_everything_reproduce_nothing():
+    reference = np.repeat([0, 1], 10)
+    _, nested = match_children(reference, np.full(20, -1), 2)
+    np.testing.assert_allclose(nested, [0.0, 0.0])
+    _, nested = match_children(reference, np.zeros(20, dtype=int), 2)
+    np.testing.assert_allclose(nested, [0.0, 0.0])
+    straddling = np.repeat([0, 1, 0, 1], 5)  # each found cluster is half of each child
+    best, nested = match_children(reference, straddling, 2)
+    np.testing.assert_allclose(best, [1 / 3, 1 / 3])
+    np.testing.assert_allclose(nested, [0.0, 0.0])
+
+
+def test_null_reference_matches_mean_and_covariance_even_when_singular():
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(60, 3)) @ rng.normal(size=(3, 8)) + 5.0  # rank 3 in 8 columns
+    matrix[:, 0] = 2.0  # a constant column stays constant
+    null = null_reference(matrix, 20_000, np.random.default_rng(1))
+    assert null.shape == (20_000, 8)
+    np.testing.assert_allclose(null.mean(axis=0), matrix.mean(axis=0), atol=0.1)
+    np.testing.assert_allclose(np.cov(null.T), np.cov(matrix.T), atol=0.15 * np.abs(matrix).max())
+    np.testing.assert_allclose(null[:, 0], 2.0)
+
+
+def test_decide_split_follows_the_evidence():
+    clustering = _clustering([300, 200])
+    settings = parse_settings({"recursion": {"max_depth": 2, "min_node_size": 100}})
+    rejected = SplitEvidence(False, "no stable sub-structure: test", {}, {})
+    decision = decide_split(clustering, 1, settings, rejected)
+    assert not decision.accepted and decision.reason == rejected.reason
+    assert decision.zoom_into == ()
+    accepted = SplitEvidence(True, "stable sub-structure: test", {}, {})
+    decision = decide_split(clustering, 1, settings, accepted)
+    assert decision.accepted and decision.zoom_into == (0, 1)
+    assert decision.reason.endswith(accepted.reason)
+
+
+def test_disabled_acceptance_keeps_the_old_rule(blob):
+    matrix, embedding, _ = blob
+    settings = parse_settings({"acceptance": {"enabled": False}})
+    node = finish_node(embedding, np.arange(len(matrix)), "root", settings, matrix)
+    assert node.evidence is None and node.decision.accepted
+    assert node.summary()["acceptance"] == {} and node.summary()["child_stability"] == {}
+
+
+def test_the_tree_of_a_blob_is_one_leaf_and_planted_leaves_are_found():
+    blob_model = RecursiveClusterer(Settings()).fit(gaussian_blob(700, 12, 3))
+    assert len(blob_model.nodes_) == 1
+    root = blob_model.tree_.iloc[0]
+    assert not root["split_accepted"] and root["reason"]
+    assert set(blob_model.labels_) == {"root"}
+    matrix, top, _ = planted_hierarchy(600, 10, 3, 1, 12, 0, 0)
+    model = RecursiveClusterer(parse_settings({"recursion": {"max_depth": 2}})).fit(matrix)
+    summary = model.tree_.set_index("path").loc["root"]
+    assert summary["split_accepted"] and summary["reason"].count("stable sub-structure") == 1
+    assert set(summary["child_stability"]) == {"0", "1", "2"}
+    assert summary["acceptance"]["stability"] > 0.9
+    assert len(model.nodes_) == 4  # the three planted clusters were tested and kept whole
+    assert not any(node.decision.accepted for path, node in model.nodes_.items() if path != "root")
+
+
+def test_settings_bounds_are_enforced():
+    assert Settings().acceptance.enabled
+    with pytest.raises(SettingsError, match="acceptance.min_stability"):
+        parse_settings({"acceptance": {"min_stability": 1.5}})
+
+
+@pytest.mark.parametrize(
+    ("value", "band"),
+    [(0.2, "dissolved"), (0.6, "weak"), (0.7, "weak"), (0.75, "patterns"), (0.85, "stable"),
+     (1.0, "stable"), (math.nan, "dissolved")],
+)  # fmt: skip
+def test_jaccard_band(value, band):
+    assert jaccard_band(value) == band
+
+
+def test_mean_ari_between_runs_on_common_rows():
+    first = pd.Series([0, 0, 1, 1], index=[0, 1, 2, 3])
+    same = pd.Series([5, 5, 7, 7, 7], index=[0, 1, 2, 3, 9])
+    assert mean_pairwise_ari([first, same]) == 1.0
