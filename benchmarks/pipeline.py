@@ -34,14 +34,16 @@ def make_dataset(name: str, rows: int, columns: int, directory: Path) -> Path | 
     """Write the benchmark table to Parquet (``None`` for the built-in digits)."""
     if name == "digits":
         return None
-    from recursive_clusters.core.synthetic import planted_hierarchy
-
-    features, _, leaves = planted_hierarchy(n_rows=rows, n_features=columns, seed=0)
     import pandas as pd
 
+    from recursive_clusters.core.synthetic import planted_hierarchy
+
+    features, tops, leaves = planted_hierarchy(
+        rows, columns, n_top=4, n_sub=3, top_separation=20.0, sub_separation=4.5, seed=0
+    )
     table = pd.DataFrame(features, columns=[f"x{i}" for i in range(columns)])
     table.insert(0, "row_id", range(len(table)))
-    table["planted_leaf"] = leaves
+    table["planted_leaf"] = [f"{top}.{leaf}" for top, leaf in zip(tops, leaves, strict=True)]
     path = directory / "data.parquet"
     table.to_parquet(path)
     return path
@@ -92,8 +94,47 @@ def pipeline(settings_path: Path, data: Path | None) -> dict[str, float]:
         started = time.perf_counter()
         subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
         total = time.perf_counter() - started
+        figures = tree_quality(Path(home) / "recursive_clusters")
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-    return {"total": total, "peak_rss_gb": peak}
+    return {"total": total, "peak_rss_gb": peak, **figures}
+
+
+def tree_quality(storage_dir: Path) -> dict[str, float]:
+    """What the published tree says: level-1 agreement with the known labels (the digit or
+    the planted leaf's top level), classifier quality, and predict vs the tree's own leaves."""
+    import pandas as pd
+    from sklearn.metrics import adjusted_rand_score
+
+    from recursive_clusters.scoring import score_table
+    from recursive_clusters.storage import TreeStore
+
+    store = TreeStore(storage_dir)
+    generation = store.require_current()
+    assignments = store.read_table(generation, "assignments")
+    truth = store.read_table(generation, "profile").iloc[:, 0].astype(str)
+    if truth.str.contains(".", regex=False).any():
+        truth = truth.str.split(".").str[0]
+    level_1 = assignments["level_1"]
+    clustered = level_1.notna() & (level_1 != "noise")
+    metrics = pd.concat(
+        store.read_node_table(generation, path, "classifier_metrics")
+        for path, record in store.node_records(generation).items()
+        if record["split_accepted"]
+    )
+    source = store.read_table(generation, "source")
+    scores = score_table(store, source, generation)
+    in_leaf = ~assignments["is_noise"].to_numpy()
+    agree = scores["path"].to_numpy()[in_leaf] == assignments["leaf_path"].to_numpy()[in_leaf]
+    root = store.node_record(generation, "root")
+    return {
+        "level1_ari": float(adjusted_rand_score(truth[clustered], level_1[clustered])),
+        "level1_clustered": float(clustered.mean()),
+        "nodes": len(store.node_records(generation)),
+        "leaves": int(assignments["leaf_path"].nunique()),
+        "median_roc_auc": float(metrics["roc_auc"].median()),
+        "predict_agreement": float(agree.mean()),
+        "root_mean_ari_perturbed": float(root["acceptance"].get("mean_ari", float("nan"))),
+    }
 
 
 def main() -> None:
@@ -136,6 +177,9 @@ def main() -> None:
         print(f"| pipeline (fresh process, Dagster): total | {pipeline_figures['total']:.1f} |")
         print(f"| pipeline: peak RSS (GB) | {pipeline_figures['peak_rss_gb']:.2f} |")
         print(f"| pipeline / bare | {result['pipeline_over_bare']:.2f} |")
+        for name in ("level1_ari", "level1_clustered", "nodes", "leaves", "median_roc_auc",
+                     "predict_agreement", "root_mean_ari_perturbed"):  # fmt: skip
+            print(f"| tree: {name} | {pipeline_figures[name]:.3f} |")
     print(f"\nJSON: {output}")
 
 

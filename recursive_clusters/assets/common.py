@@ -7,10 +7,18 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-from dagster import AssetExecutionContext, DynamicPartitionsDefinition, Failure, MetadataValue
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    DynamicPartitionsDefinition,
+    Failure,
+    MetadataValue,
+)
 
 from recursive_clusters.core.data import FeaturePreprocessor
+from recursive_clusters.core.settings import Settings
 from recursive_clusters.core.tree import ROOT, path_from_partition_key
+from recursive_clusters.resources import TreeStorage
 from recursive_clusters.storage import TreeStore
 
 GENERATION_TAG = "recursive_clusters/generation"
@@ -23,6 +31,25 @@ def level_partitions(level: int) -> DynamicPartitionsDefinition | None:
     if level == 1:
         return None
     return DynamicPartitionsDefinition(name=f"level_{level}_nodes")
+
+
+def level_asset_options(level: int) -> dict[str, object]:
+    """Partitions, batching and group shared by every asset of one tree level."""
+    partitions_def = level_partitions(level)
+    return {
+        "partitions_def": partitions_def,
+        "backfill_policy": BackfillPolicy.single_run() if partitions_def else None,
+        "group_name": f"level_{level}",
+    }
+
+
+def open_tree(
+    context: AssetExecutionContext, tree_storage: TreeStorage
+) -> tuple[TreeStore, str, Settings]:
+    """The store, the tree this run belongs to and that tree's frozen settings."""
+    store = tree_storage.store()
+    generation = resolve_generation(context, store)
+    return store, generation, tree_storage.tree_settings(generation)
 
 
 def node_paths(context: AssetExecutionContext) -> list[str]:

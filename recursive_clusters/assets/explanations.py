@@ -10,19 +10,18 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 
 from recursive_clusters.assets.common import (
-    level_partitions,
+    level_asset_options,
     node_paths,
+    open_tree,
     png_markdown,
     raise_for_failed_nodes,
     record_metadata,
-    resolve_generation,
 )
 from recursive_clusters.assets.levels import clusters_key
 from recursive_clusters.core.embedding import node_seed
@@ -64,12 +63,7 @@ def _leaf_metadata(record: dict) -> dict[str, object]:
 
 def build_explanation_assets(level: int) -> list[AssetsDefinition]:
     """The classifiers and SHAP assets of one level."""
-    partitions_def = level_partitions(level)
-    common = {
-        "partitions_def": partitions_def,
-        "backfill_policy": BackfillPolicy.single_run() if partitions_def else None,
-        "group_name": f"level_{level}",
-    }
+    common = level_asset_options(level)
 
     @asset(
         name=classifiers_key(level).path[-1],
@@ -81,9 +75,7 @@ def build_explanation_assets(level: int) -> list[AssetsDefinition]:
     def classifiers_asset(
         context: AssetExecutionContext, tree_storage: TreeStorage
     ) -> MaterializeResult:
-        store = tree_storage.store()
-        generation = resolve_generation(context, store)
-        settings = tree_storage.tree_settings(generation)
+        store, generation, settings = open_tree(context, tree_storage)
         features = store.read_table(generation, "features")
         failures: dict[str, str] = {}
         result_metadata = None
@@ -123,9 +115,7 @@ def build_explanation_assets(level: int) -> list[AssetsDefinition]:
         **common,
     )
     def shap_asset(context: AssetExecutionContext, tree_storage: TreeStorage) -> MaterializeResult:
-        store = tree_storage.store()
-        generation = resolve_generation(context, store)
-        settings = tree_storage.tree_settings(generation)
+        store, generation, settings = open_tree(context, tree_storage)
         features = store.read_table(generation, "features")
         image_shape = settings.input.image_shape
         pixels = store.read_table(generation, "pixels") if image_shape else None

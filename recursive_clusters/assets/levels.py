@@ -14,20 +14,19 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 
 from recursive_clusters.assets.common import (
-    level_partitions,
+    level_asset_options,
     load_matrix,
     node_paths,
+    open_tree,
     png_markdown,
     raise_for_failed_nodes,
     record_metadata,
-    resolve_generation,
 )
 from recursive_clusters.core.embedding import embed, node_seed
 from recursive_clusters.core.plots import embedding_scatter
@@ -63,12 +62,7 @@ def _upstream_dep(level: int) -> AssetDep:
 
 def build_level_assets(level: int) -> list[AssetsDefinition]:
     """The embedding and clusters assets of one level of the tree."""
-    partitions_def = level_partitions(level)
-    common = {
-        "partitions_def": partitions_def,
-        "backfill_policy": BackfillPolicy.single_run() if partitions_def else None,
-        "group_name": f"level_{level}",
-    }
+    common = level_asset_options(level)
 
     @asset(
         name=embedding_key(level).path[-1],
@@ -79,9 +73,7 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
     def embedding_asset(
         context: AssetExecutionContext, tree_storage: TreeStorage
     ) -> MaterializeResult:
-        store = tree_storage.store()
-        generation = resolve_generation(context, store)
-        settings = tree_storage.tree_settings(generation)
+        store, generation, settings = open_tree(context, tree_storage)
         matrix = load_matrix(store, generation)
         if level == 1:
             require_enough_rows(len(matrix), settings)
@@ -121,9 +113,7 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
     def clusters_asset(
         context: AssetExecutionContext, tree_storage: TreeStorage
     ) -> MaterializeResult:
-        store = tree_storage.store()
-        generation = resolve_generation(context, store)
-        settings = tree_storage.tree_settings(generation)
+        store, generation, settings = open_tree(context, tree_storage)
         matrix = load_matrix(store, generation)
         result_metadata = None
         for path in node_paths(context):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from recursive_clusters.assets.common import GENERATION_TAG, resolve_generation
+from recursive_clusters.assets.common import GENERATION_TAG, open_tree
 from recursive_clusters.core.data import (
     InputError,
     PreparedData,
@@ -76,9 +76,7 @@ def source_table(context: AssetExecutionContext, tree_storage: TreeStorage) -> M
     description="Validated feature matrix, ids and profile columns of the tree's rows.",
 )
 def features(context: AssetExecutionContext, tree_storage: TreeStorage) -> MaterializeResult:
-    store = tree_storage.store()
-    generation = resolve_generation(context, store)
-    settings = tree_storage.tree_settings(generation)
+    store, generation, settings = open_tree(context, tree_storage)
     source = store.read_table(generation, "source")
     prepared = prepare(source, settings.input)
     store.write_table(generation, "features", prepared.features)

@@ -13,7 +13,7 @@ from dagster import (
     asset,
 )
 
-from recursive_clusters.assets.common import resolve_generation
+from recursive_clusters.assets.common import open_tree
 from recursive_clusters.assets.levels import clusters_key
 from recursive_clusters.core.compare import compare_trees
 from recursive_clusters.core.tree import NodeOutcome, assign_leaves, pending_nodes
@@ -35,9 +35,7 @@ def build_tree_asset(max_depth: int):
     def cluster_tree(
         context: AssetExecutionContext, tree_storage: TreeStorage
     ) -> MaterializeResult:
-        store = tree_storage.store()
-        generation = resolve_generation(context, store)
-        settings = tree_storage.tree_settings(generation)
+        store, generation, settings = open_tree(context, tree_storage)
         records = store.node_records(generation)
         missing = pending_nodes(records)
         if missing:

@@ -134,7 +134,7 @@ def assign_leaves(n_rows: int, nodes: Mapping[str, NodeOutcome], max_depth: int)
                 pending.append(child)
     table = pd.DataFrame({"row": np.arange(n_rows), "leaf_path": leaf, "is_noise": is_noise})
     for depth in range(max_depth):
-        table[f"level_{depth + 1}"] = levels[:, depth]
+        table[f"level_{depth + 1}"] = pd.Series(levels[:, depth], dtype=object)
     return table
 
 
