@@ -447,6 +447,26 @@ def _tree_section(tree: _Tree) -> str:
     )
 
 
+def _comparison_section(store: TreeStore, generation: str) -> str:
+    """How this tree maps to the tree it replaced (written when it was published)."""
+    source = store.tree_dir(generation) / "comparison.json"
+    if not source.is_file():
+        return ""
+    comparison = json.loads(source.read_text())
+    ari = comparison.get("ari")
+    changed = [c for c in comparison.get("changes", []) if c["change"] != "kept"]
+    kept = len(comparison.get("changes", [])) - len(changed)
+    rows = [[_e(c["change"]), _e(c["previous"]), _e(c["current"])] for c in changed]
+    table = _table(["Change", "Previous leaves", "Current leaves"], rows) if rows else ""
+    return (
+        '<section id="comparison"><h2>Compared with the previous tree</h2>'
+        f"<p>Previous tree <code>{_e(comparison.get('previous'))}</code>; "
+        f"{_count(comparison.get('common_rows', 0))} rows in both; ARI between the leaf "
+        f"assignments {'–' if ari is None else f'{ari:.3f}'}; {kept} leaves kept, "
+        f"{len(changed)} changed (split, merged, vanished or appeared).</p>{table}</section>"
+    )
+
+
 def _child_card(
     tree: _Tree,
     entry: _Entry,
@@ -681,7 +701,8 @@ def render_report(store: TreeStore, generation: str) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style>{_STYLE}</style>"
         f'<script type="text/javascript">{get_plotlyjs()}</script></head><body><main>'
-        f"{_header(tree)}{_guide()}{_tree_section(tree)}{''.join(sections)}"
+        f"{_header(tree)}{_guide()}{_tree_section(tree)}"
+        f"{_comparison_section(store, generation)}{''.join(sections)}"
         f"</main><script>{_LOADER}</script></body></html>"
     )
 

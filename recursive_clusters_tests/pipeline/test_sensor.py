@@ -95,3 +95,5 @@ def test_reclustering_prunes_partitions_of_the_old_tree(
     assert manifest["ari_vs_previous"] is not None  # the two tables share ids u0000..u0439
     previous = manifest["previous_generation"]
     assert len(store.read_table(previous, "assignments")) == 660  # still queryable
+    report = (store.tree_dir(current) / "report.html").read_text()
+    assert "Compared with the previous tree" in report and previous in report
