@@ -123,12 +123,14 @@ def plan_growth(
 ) -> GrowthPlan:
     """Plan the next step of every tree with new node materializations since ``cursor``."""
     after = int(cursor) if cursor else 0
-    events = [e for e in new_node_events(instance, after, max_depth) if accept_run(e.run_id)]
-    newest = max([after, *(e.storage_id for e in events)])
+    seen = new_node_events(instance, after, max_depth)
+    newest = max([after, *(e.storage_id for e in seen)])  # skipped runs are passed too
+    events = [e for e in seen if accept_run(e.run_id)]
     keys = {
         level: list(instance.get_dynamic_partitions(level_partitions(level).name))
         for level in range(2, max_depth + 1)
     }
+    existing = {level: set(level_keys) for level, level_keys in keys.items()}
     deleted: dict[int, list[str]] = {level: [] for level in keys}
     added: dict[int, list[tuple[str, str]]] = {level: [] for level in keys}
     for event in events:
@@ -137,7 +139,7 @@ def plan_growth(
             continue
         prefix = "" if event.path == ROOT else partition_key(event.path) + "."
         for level in range(event.level + 1, max_depth + 1):
-            stale = [key for key in keys[level] if key.startswith(prefix)]
+            stale = [k for k in keys[level] if k.startswith(prefix) and k in existing[level]]
             keys[level] = [key for key in keys[level] if not key.startswith(prefix)]
             deleted[level] += stale
             added[level] = [(k, g) for k, g in added[level] if not k.startswith(prefix)]
