@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 from dagster import (
+    AllPartitionMapping,
+    AssetDep,
     AssetExecutionContext,
+    AssetKey,
     BackfillPolicy,
     DynamicPartitionsDefinition,
     Failure,
@@ -31,6 +35,15 @@ def level_partitions(level: int) -> DynamicPartitionsDefinition | None:
     if level == 1:
         return None
     return DynamicPartitionsDefinition(name=f"level_{level}_nodes")
+
+
+def every_level_deps(key_of_level: Callable[[int], AssetKey], max_depth: int) -> list[AssetDep]:
+    """Depend on one asset of every level (all partitions of the deeper ones): for assets
+    that read the whole tree, so the lineage shows it."""
+    return [AssetDep(key_of_level(1))] + [
+        AssetDep(key_of_level(level), partition_mapping=AllPartitionMapping())
+        for level in range(2, max_depth + 1)
+    ]
 
 
 def level_asset_options(level: int) -> dict[str, object]:

@@ -1,8 +1,6 @@
 """The published tree as one self-contained HTML report, for readers who never open Dagster."""
 
 from dagster import (
-    AllPartitionMapping,
-    AssetDep,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
@@ -11,7 +9,7 @@ from dagster import (
     asset,
 )
 
-from recursive_clusters.assets.common import resolve_generation
+from recursive_clusters.assets.common import every_level_deps, resolve_generation
 from recursive_clusters.assets.explanations import shap_key
 from recursive_clusters.report import leaf_summary, write_report
 from recursive_clusters.resources import TreeStorage
@@ -23,14 +21,7 @@ def build_report_asset(max_depth: int) -> AssetsDefinition:
     @asset(
         name="tree_report",
         group_name="tree",
-        deps=[
-            AssetKey("cluster_tree"),
-            AssetDep(shap_key(1)),
-            *(
-                AssetDep(shap_key(level), partition_mapping=AllPartitionMapping())
-                for level in range(2, max_depth + 1)
-            ),
-        ],
+        deps=[AssetKey("cluster_tree"), *every_level_deps(shap_key, max_depth)],
         description=f"Self-contained HTML report of the published cluster tree (up to "
         f"{max_depth} levels): tree, maps, child profiles, classifier quality, SHAP drivers.",
     )

@@ -4,8 +4,6 @@ import json
 
 import pandas as pd
 from dagster import (
-    AllPartitionMapping,
-    AssetDep,
     AssetExecutionContext,
     Failure,
     MaterializeResult,
@@ -13,7 +11,7 @@ from dagster import (
     asset,
 )
 
-from recursive_clusters.assets.common import open_tree
+from recursive_clusters.assets.common import every_level_deps, open_tree
 from recursive_clusters.assets.levels import clusters_key
 from recursive_clusters.core.compare import compare_trees
 from recursive_clusters.core.tree import NodeOutcome, assign_leaves, pending_nodes
@@ -22,10 +20,7 @@ from recursive_clusters.resources import TreeStorage
 
 def build_tree_asset(max_depth: int):
     """The assignments asset, depending on every level so lineage shows the whole tree."""
-    deps = [AssetDep(clusters_key(1))] + [
-        AssetDep(clusters_key(level), partition_mapping=AllPartitionMapping())
-        for level in range(2, max_depth + 1)
-    ]
+    deps = every_level_deps(clusters_key, max_depth)
 
     @asset(
         group_name="tree",
