@@ -27,9 +27,10 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from recursive_clusters.assets.common import GENERATION_TAG, level_partitions
+from recursive_clusters.assets.common import GENERATION_TAG, THREADS_TAG, level_partitions
 from recursive_clusters.assets.explanations import shap_key
 from recursive_clusters.assets.levels import clusters_key
+from recursive_clusters.core.parallelism import threads_per_run
 from recursive_clusters.core.tree import (
     ROOT,
     partition_key,
@@ -106,7 +107,8 @@ def new_node_events(instance: DagsterInstance, after: int, max_depth: int) -> li
     return sorted(events, key=lambda event: event.storage_id)
 
 
-def _chunks(keys: Sequence[str], parts: int) -> list[list[str]]:
+def chunks(keys: Sequence[str], parts: int) -> list[list[str]]:
+    """``keys`` in at most ``parts`` consecutive batches of (nearly) equal size."""
     size = -(-len(keys) // max(1, min(parts, len(keys))))
     return [list(keys[start : start + size]) for start in range(0, len(keys), size)]
 
@@ -121,7 +123,11 @@ def plan_growth(
     accept_run: Callable[[str], bool] = lambda run_id: True,
     parallel_runs: int = 2,
 ) -> GrowthPlan:
-    """Plan the next step of every tree with new node materializations since ``cursor``."""
+    """Plan the next step of every tree with new node materializations since ``cursor``.
+
+    The siblings of a level are split into at most ``parallel_runs`` runs, one per core the
+    run queue lets run side by side, and each run is given its share of the cores.
+    """
     after = int(cursor) if cursor else 0
     seen = new_node_events(instance, after, max_depth)
     newest = max([after, *(e.storage_id for e in seen)])  # skipped runs are passed too
@@ -163,7 +169,7 @@ def plan_growth(
         )
         for generation in dict.fromkeys(g for _, g in added[level]):
             batch = [k for k, g in added[level] if g == generation]
-            for chunk in _chunks(batch, parallel_runs):
+            for chunk in chunks(batch, parallel_runs):
                 run_requests.append(
                     RunRequest(
                         run_key=f"{generation}:{level}:{chunk[0]}..{chunk[-1]}:{newest}",
@@ -172,6 +178,7 @@ def plan_growth(
                             GENERATION_TAG: generation,
                             ASSET_PARTITION_RANGE_START_TAG: chunk[0],
                             ASSET_PARTITION_RANGE_END_TAG: chunk[-1],
+                            THREADS_TAG: str(threads_per_run(parallel_runs)),
                         },
                     )
                 )

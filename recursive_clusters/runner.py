@@ -90,6 +90,7 @@ def grow_tree(
             level_jobs,
             PUBLISH_TREE_JOB,
             accept_run=own_runs.__contains__,
+            parallel_runs=1,  # runs execute one after another here: one run per level, every core
         )
         cursor = plan.cursor
         _apply(instance, plan.dynamic_partitions_requests)

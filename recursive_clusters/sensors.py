@@ -1,6 +1,5 @@
 """The sensor that grows each tree, one batch of siblings at a time, after a level-1 launch."""
 
-import os
 from collections.abc import Mapping
 
 from dagster import (
@@ -16,13 +15,16 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 )
 
 from recursive_clusters.assets.common import DRIVER_TAG
+from recursive_clusters.core.parallelism import SIBLING_RUNS_ENV, available_cores, count_from_env
 from recursive_clusters.growth import latest_storage_id, plan_growth
 from recursive_clusters.resources import TreeStorage
 
 
 def default_parallel_runs() -> int:
-    """Sibling batches run side by side, at most one per core (and as the run queue allows)."""
-    return max(1, min(2, os.cpu_count() or 1))
+    """How many runs a level's siblings are split into: ``$RECURSIVE_CLUSTERS_SIBLING_RUNS``
+    (a deployment with a run per pod sets it high: one run per node), else as many as run side
+    by side here: one per core, up to the run queue's ``max_concurrent_runs: 2``."""
+    return count_from_env(SIBLING_RUNS_ENV) or min(2, available_cores())
 
 
 def build_growth_sensor(

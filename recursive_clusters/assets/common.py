@@ -20,6 +20,7 @@ from dagster import (
 )
 
 from recursive_clusters.core.data import FeaturePreprocessor
+from recursive_clusters.core.parallelism import THREADS_ENV, available_cores, count_from_env
 from recursive_clusters.core.settings import Settings
 from recursive_clusters.core.tree import ROOT, path_from_partition_key
 from recursive_clusters.resources import TreeStorage
@@ -27,6 +28,7 @@ from recursive_clusters.storage import TreeStore
 
 GENERATION_TAG = "recursive_clusters/generation"
 DRIVER_TAG = "recursive_clusters/driver"
+THREADS_TAG = "recursive_clusters/threads"
 
 
 @cache
@@ -70,6 +72,15 @@ def node_paths(context: AssetExecutionContext) -> list[str]:
     if not context.has_partition_key and not context.has_partition_key_range:
         return [ROOT]
     return [path_from_partition_key(key) for key in context.partition_keys]
+
+
+def run_threads(context: AssetExecutionContext) -> int:
+    """Threads this run may use: ``$RECURSIVE_CLUSTERS_THREADS`` where the deployment sets it
+    (a run per pod), else the share of the cores the growth planner gave it (sibling batches
+    side by side on one machine), else every core (a run launched alone, e.g. from the UI)."""
+    tag = context.run.tags.get(THREADS_TAG, "")
+    from_tag = int(tag) if tag.isdigit() and int(tag) > 0 else None
+    return count_from_env(THREADS_ENV) or from_tag or available_cores()
 
 
 def resolve_generation(context: AssetExecutionContext, store: TreeStore) -> str:

@@ -22,6 +22,7 @@ from recursive_clusters.assets.common import (
     png_markdown,
     raise_for_failed_nodes,
     record_metadata,
+    run_threads,
 )
 from recursive_clusters.assets.levels import clusters_key
 from recursive_clusters.core.embedding import node_seed
@@ -87,7 +88,13 @@ def build_explanation_assets(level: int) -> list[AssetsDefinition]:
                 node_features, labels, _ = _node_table(store, generation, path, features)
                 seed = node_seed(settings.random_state, path)
                 try:
-                    models = train_classifiers(node_features, labels, settings.explanation, seed)
+                    models = train_classifiers(
+                        node_features,
+                        labels,
+                        settings.explanation,
+                        seed,
+                        n_jobs=run_threads(context),
+                    )
                 except ExplanationError as exc:
                     failures[path] = str(exc)
                     continue

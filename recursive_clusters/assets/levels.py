@@ -27,8 +27,10 @@ from recursive_clusters.assets.common import (
     png_markdown,
     raise_for_failed_nodes,
     record_metadata,
+    run_threads,
 )
 from recursive_clusters.core.embedding import embed, node_seed
+from recursive_clusters.core.parallelism import limited_threads
 from recursive_clusters.core.plots import embedding_scatter
 from recursive_clusters.core.recursive import finish_node, require_enough_rows
 from recursive_clusters.core.tree import ROOT
@@ -83,7 +85,8 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
             try:
                 rows = node_rows(store, generation, path, len(matrix))
                 seed = node_seed(settings.random_state, path)
-                coordinates = embed(matrix[rows], settings.embedding, seed)
+                with limited_threads(run_threads(context)):
+                    coordinates = embed(matrix[rows], settings.embedding, seed)
             except (ValueError, RuntimeError) as exc:
                 failures[path] = str(exc)
                 continue
@@ -120,7 +123,8 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
             embedded = store.read_embedding(generation, path)
             coordinates = embedded[["x", "y"]].to_numpy()
             rows = embedded["row"].to_numpy()
-            node = finish_node(coordinates, rows, path, settings, matrix[rows])
+            with limited_threads(run_threads(context)):
+                node = finish_node(coordinates, rows, path, settings, matrix[rows])
             labels = pd.DataFrame(
                 {
                     "row": node.rows,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recursive_clusters.core.embedding import embed
+from recursive_clusters.core.optional import import_backend
 from recursive_clusters.core.settings import ClusteringSettings, Settings
 
 NOISE = -1
@@ -51,16 +52,11 @@ def canonical_labels(labels: np.ndarray, embedding: np.ndarray) -> tuple[np.ndar
 
 def hdbscan_estimator(backend: str, **parameters: object):
     """An unfitted HDBSCAN of the configured implementation (same parameters, same labels
-    convention); ``fast_hdbscan`` is optional, so its absence is said plainly."""
+    convention); the optional ones (fast_hdbscan, cuML on a GPU) are imported only here."""
     if backend == "fast_hdbscan":
-        try:
-            import fast_hdbscan
-        except ImportError:
-            raise ValueError(
-                "clustering.backend 'fast_hdbscan' needs the fast-hdbscan package: "
-                "pip install 'recursive_clusters[fast]'"
-            ) from None
-        return fast_hdbscan.HDBSCAN(**parameters)
+        return import_backend("fast_hdbscan", "clustering.backend").HDBSCAN(**parameters)
+    if backend == "cuml":
+        return import_backend("cuml.cluster", "clustering.backend").HDBSCAN(**parameters)
     import hdbscan
 
     return hdbscan.HDBSCAN(core_dist_n_jobs=1, **parameters)
@@ -84,7 +80,7 @@ def cluster_embedding(embedding: np.ndarray, settings: ClusteringSettings) -> No
     clusterer = hdbscan_estimator(
         settings.backend,
         min_cluster_size=min_size,
-        min_samples=min(settings.min_samples or min_size, n_rows - 1),
+        min_samples=settings.resolve_min_samples(n_rows),
         cluster_selection_method=settings.cluster_selection_method,
     ).fit(embedding.astype(np.float64))
     labels, old_of_new = canonical_labels(clusterer.labels_, embedding)

@@ -68,7 +68,7 @@ def load_table(settings: InputSettings) -> pd.DataFrame:
         raise InputError(f"Input file not found: {path!r} (input.path)")
     try:
         if reader == "parquet":
-            return _read_parquet(path)
+            return _read_parquet(path, is_url)
         if reader == "csv":
             return _read_csv(path, is_url)
         return _read_duckdb(path, settings.table)
@@ -78,9 +78,26 @@ def load_table(settings: InputSettings) -> pd.DataFrame:
         raise InputError(f"Could not read input file {path!r}: {exc}") from exc
 
 
-def _read_parquet(path: str) -> pd.DataFrame:
+def _filesystem(url: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem holding ``url`` and the path in it: pyarrow's own for the schemes it
+    knows (s3://, gs://, hdfs://, file://), fsspec for any other one installed (az://,
+    https://, memory://)."""
+    try:
+        return pafs.FileSystem.from_uri(url)
+    except pa.ArrowInvalid:
+        import fsspec
+
+        filesystem, inner_path = fsspec.core.url_to_fs(url)
+        return pafs.PyFileSystem(pafs.FSSpecHandler(filesystem)), inner_path
+
+
+def _read_parquet(path: str, is_url: bool) -> pd.DataFrame:
     """Parquet via pyarrow; a named pandas index stored in the file comes back as a column."""
-    frame = pq.read_table(path).to_pandas()
+    if is_url:
+        filesystem, inner_path = _filesystem(path)
+        frame = pq.read_table(inner_path, filesystem=filesystem).to_pandas()
+    else:
+        frame = pq.read_table(path).to_pandas()
     has_named_index = any(name is not None for name in frame.index.names)
     return frame.reset_index(drop=not has_named_index)
 
@@ -91,7 +108,7 @@ def _read_csv(path: str, is_url: bool) -> pd.DataFrame:
     def read(**kwargs: object) -> pd.DataFrame:
         if not is_url:
             return pd.read_csv(path, **kwargs)
-        filesystem, inner_path = pafs.FileSystem.from_uri(path)
+        filesystem, inner_path = _filesystem(path)
         with filesystem.open_input_stream(inner_path) as stream:
             return pd.read_csv(stream, **kwargs)
 

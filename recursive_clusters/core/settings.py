@@ -77,6 +77,11 @@ class EmbeddingSettings(_Strict):
         description="Nodes with more rows fit UMAP on a seeded sample of this many rows and "
         "place the others with UMAP's transform (bounded time and memory on large tables).",
     )
+    backend: Literal["umap", "cuml"] = Field(
+        "umap",
+        description="UMAP implementation: 'umap' (umap-learn, CPU) or 'cuml' (RAPIDS cuML on an "
+        "NVIDIA GPU, when installed; reproducible only on the same hardware).",
+    )
 
 
 class ClusteringSettings(_Strict):
@@ -91,7 +96,17 @@ class ClusteringSettings(_Strict):
         15, ge=2, description="Lower bound on the resolved minimum cluster size, in rows."
     )
     min_samples: int | None = Field(
-        None, ge=1, description="HDBSCAN min_samples; empty: equal to the minimum cluster size."
+        None,
+        ge=1,
+        description="HDBSCAN min_samples; empty: equal to the minimum cluster size, up to "
+        "min_samples_cap.",
+    )
+    min_samples_cap: int = Field(
+        100,
+        ge=1,
+        description="Upper bound on the default min_samples. HDBSCAN's core distances cost "
+        "min_samples neighbours per row in time and memory (2% of a million rows would be "
+        "20,000 each); 100 neighbours already smooth the density of a 2-D embedding.",
     )
     cluster_selection_method: Literal["eom", "leaf"] = Field(
         "eom", description="HDBSCAN flat-cluster selection: 'eom' (stable) or 'leaf' (fine)."
@@ -108,10 +123,10 @@ class ClusteringSettings(_Strict):
         description="With assign_nearest: how far a noise row may be from its nearest clustered "
         "row, in multiples of the median nearest-neighbour distance inside clusters.",
     )
-    backend: Literal["hdbscan", "fast_hdbscan"] = Field(
+    backend: Literal["hdbscan", "fast_hdbscan", "cuml"] = Field(
         "hdbscan",
-        description="HDBSCAN implementation: 'hdbscan', or 'fast_hdbscan' (faster on large "
-        "nodes; `pip install fast-hdbscan`).",
+        description="HDBSCAN implementation: 'hdbscan', 'fast_hdbscan' (faster on large "
+        "nodes; `pip install fast-hdbscan`) or 'cuml' (RAPIDS cuML on an NVIDIA GPU).",
     )
 
     def resolve_min_cluster_size(self, n_rows: int) -> int:
@@ -119,6 +134,13 @@ class ClusteringSettings(_Strict):
         if self.min_cluster_size >= 1:
             return int(self.min_cluster_size)
         return max(self.min_cluster_size_floor, math.ceil(self.min_cluster_size * n_rows))
+
+    def resolve_min_samples(self, n_rows: int) -> int:
+        """HDBSCAN's min_samples for a node of ``n_rows`` rows (below the row count)."""
+        chosen = self.min_samples or min(
+            self.resolve_min_cluster_size(n_rows), self.min_samples_cap
+        )
+        return max(1, min(chosen, n_rows - 1))
 
 
 class RecursionSettings(_Strict):
@@ -198,6 +220,12 @@ class ExplanationSettings(_Strict):
     """Classifier and SHAP parameters for explaining each node's children."""
 
     test_size: float = Field(0.25, gt=0.05, lt=0.9, description="Held-out share per node.")
+    max_training_rows: int = Field(
+        100_000,
+        ge=1_000,
+        description="Bigger nodes train their classifiers on a stratified sample of this many "
+        "training rows (the held-out rows are all scored), bounding the time per node.",
+    )
     shap_sample_per_child: int = Field(200, ge=10, description="Rows explained by SHAP per child.")
     top_k: int = Field(10, ge=1, description="Drivers listed per child.")
     confidence_threshold: float = Field(

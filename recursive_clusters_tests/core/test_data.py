@@ -68,6 +68,31 @@ def test_load_parquet_and_csv(tmp_path, frame) -> None:
     pd.testing.assert_frame_equal(load_table(InputSettings(path=str(csv))), frame)
 
 
+def test_load_from_urls_pyarrow_or_fsspec_filesystems(tmp_path, frame) -> None:
+    """file:// goes through pyarrow's own filesystems (as s3:// and gs:// do); memory://
+    through fsspec (as az:// or https:// would): object storage needs no local copy."""
+    import fsspec
+
+    frame.to_parquet(tmp_path / "table.parquet")
+    local_url = (tmp_path / "table.parquet").as_uri()
+    pd.testing.assert_frame_equal(load_table(InputSettings(path=local_url)), frame)
+    memory = fsspec.filesystem("memory")
+    with memory.open("/bucket/table.parquet", "wb") as stream:
+        frame.to_parquet(stream)
+    with memory.open("/bucket/table.csv", "w") as stream:
+        frame.to_csv(stream, index=False)
+    try:
+        for name in ("table.parquet", "table.csv"):
+            url = f"memory://bucket/{name}"
+            pd.testing.assert_frame_equal(load_table(InputSettings(path=url)), frame)
+        with pytest.raises(InputError, match=r"Could not read input file 'memory://bucket/no"):
+            load_table(InputSettings(path="memory://bucket/nothing.parquet"))
+        with pytest.raises(InputError, match=r"'nosuchscheme://b/t.parquet'"):
+            load_table(InputSettings(path="nosuchscheme://b/t.parquet"))
+    finally:
+        memory.rm("/bucket", recursive=True)
+
+
 def test_load_parquet_keeps_a_named_index_as_column(tmp_path, frame) -> None:
     parquet = tmp_path / "indexed.parquet"
     frame.set_index("id").to_parquet(parquet)

@@ -63,6 +63,18 @@ def test_metrics_one_row_per_child_with_high_auc(models, blobs):
     assert sorted(models.one_vs_all) == [0, 1, 2, 3]
 
 
+def test_big_nodes_train_on_a_stratified_sample_and_score_every_held_out_row():
+    x, y = make_blobs(n_samples=4000, n_features=5, centers=3, random_state=1)
+    features = pd.DataFrame(x, columns=[f"f{i}" for i in range(5)])
+    settings = ExplanationSettings(max_training_rows=1000)
+    metrics = train_classifiers(features, y.astype(np.int64), settings, random_state=0).metrics
+    assert metrics["n_train"].sum() == 1000
+    assert metrics["n_test"].sum() == 1000  # 25% of 4000, all of them
+    shares = metrics["n_train"] / metrics["n_rows"]
+    assert np.allclose(shares, 1000 / 4000, atol=0.01)  # every child keeps its share
+    assert (metrics["roc_auc"] > 0.99).all()
+
+
 def test_shap_table_covers_sampled_rows_of_each_child(explanation, models, blobs):
     _, labels, row_ids = blobs
     shap_values = explanation.shap_values

@@ -52,6 +52,15 @@ def test_min_cluster_size_is_relative_with_a_floor_or_absolute():
     assert ClusteringSettings(min_cluster_size=40).resolve_min_cluster_size(10_000) == 40
 
 
+def test_min_samples_follows_the_cluster_size_up_to_a_cap():
+    """Its cost is min_samples neighbours per row: a million rows must not ask for 20,000."""
+    default = ClusteringSettings(min_cluster_size=0.02, min_samples_cap=100)
+    assert default.resolve_min_samples(1_000) == 20
+    assert default.resolve_min_samples(1_000_000) == 100
+    assert ClusteringSettings(min_samples=7).resolve_min_samples(1_000_000) == 7
+    assert ClusteringSettings(min_samples=500).resolve_min_samples(50) == 49
+
+
 def test_clusters_are_numbered_by_size_whatever_hdbscan_called_them():
     embedding = np.zeros((9, 2))
     labels, old_of_new = canonical_labels(np.array([1, 1, 0, 0, 0, -1, 2, 2, 2]), embedding)
@@ -163,7 +172,9 @@ def test_large_nodes_fit_umap_on_a_sample_and_transform_the_rest(planted):
     tall = np.vstack([matrix] * 2) + np.random.default_rng(0).normal(0, 0.01, (1320, 8))
     sampled = embed(tall, EmbeddingSettings(fit_sample_size=1000), node_seed(42, "root"))
     assert sampled.shape == (1320, 2) and np.isfinite(sampled).all()
-    labels = cluster_embedding(sampled, ClusteringSettings(min_cluster_size=0.1)).labels
+    # min_samples pinned to the cluster size: the embedding is under test, not the smoothing
+    labels = cluster_embedding(sampled, ClusteringSettings(min_cluster_size=132, min_samples=132))
+    labels = labels.labels
     top = np.array([leaf.split(".")[0] for leaf in np.concatenate([truth, truth])])
     assert adjusted_rand_score(top[labels >= 0], labels[labels >= 0]) > 0.9
 

@@ -8,12 +8,16 @@ from dagster import (
     build_sensor_context,
 )
 
+from recursive_clusters.assets.common import THREADS_TAG
 from recursive_clusters.cli import main
+from recursive_clusters.core.parallelism import SIBLING_RUNS_ENV, available_cores
 from recursive_clusters.core.settings import parse_settings
 from recursive_clusters.definitions import build_definitions
+from recursive_clusters.growth import chunks
 from recursive_clusters.jobs import GROW_TREE_JOB, PUBLISH_TREE_JOB
 from recursive_clusters.resources import TreeStorage
 from recursive_clusters.runner import ensure_dagster_home
+from recursive_clusters.sensors import default_parallel_runs
 from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
 
 
@@ -62,6 +66,10 @@ def test_sensor_adds_children_runs_them_then_publishes(dagster_home, tmp_path, p
             for r in grow.run_requests
         ]
         assert ranges == [("0", "1"), ("2", "2")]  # two sibling batches, one per core
+        # ...each with its share of the cores, so the two do not oversubscribe them
+        assert {r.tags[THREADS_TAG] for r in grow.run_requests} == {
+            str(max(1, available_cores() // 2))
+        }
         assert {r.job_name for r in grow.run_requests} == {"level_2_nodes"}
 
         _apply(instance, grow)
@@ -97,3 +105,12 @@ def test_reclustering_prunes_partitions_of_the_old_tree(
     assert len(store.read_table(previous, "assignments")) == 660  # still queryable
     report = (store.tree_dir(current) / "report.html").read_text()
     assert "Compared with the previous tree" in report and previous in report
+
+
+def test_a_deployment_can_ask_for_one_run_per_node(monkeypatch):
+    """On Kubernetes (a pod per run) siblings need not share a run: the env var says so."""
+    monkeypatch.delenv(SIBLING_RUNS_ENV, raising=False)
+    assert default_parallel_runs() == min(2, available_cores())
+    monkeypatch.setenv(SIBLING_RUNS_ENV, "1000")
+    assert default_parallel_runs() == 1000
+    assert chunks(["0", "1", "2"], default_parallel_runs()) == [["0"], ["1"], ["2"]]
