@@ -62,15 +62,24 @@ def hdbscan_estimator(backend: str, **parameters: object):
     return hdbscan.HDBSCAN(core_dist_n_jobs=1, **parameters)
 
 
-def cluster_embedding(embedding: np.ndarray, settings: ClusteringSettings) -> NodeClustering:
+def cluster_embedding(
+    embedding: np.ndarray, settings: ClusteringSettings, seed: int = 0
+) -> NodeClustering:
     """HDBSCAN on a node's embedding with the minimum cluster size resolved for its size.
 
     A node smaller than the minimum cluster size cannot hold a cluster: it is all noise
-    (the caller decides whether that is an error, as at the root, or a leaf).
+    (the caller decides whether that is an error, as at the root, or a leaf). A node larger
+    than ``settings.fit_sample_size`` is clustered on a sample (seeded by ``seed``) and the
+    other rows take the label of their nearest sampled row.
     """
     n_rows = embedding.shape[0]
-    min_size = settings.resolve_min_cluster_size(n_rows)
-    if n_rows < max(min_size, 2):
+    sample = None
+    if n_rows > settings.fit_sample_size:
+        rng = np.random.default_rng(seed)
+        sample = np.sort(rng.choice(n_rows, settings.fit_sample_size, replace=False))
+    fitted = embedding if sample is None else embedding[sample]
+    min_size = settings.resolve_min_cluster_size(len(fitted))
+    if len(fitted) < max(min_size, 2):
         return NodeClustering(
             labels=np.full(n_rows, NOISE, dtype=np.int64),
             probabilities=np.zeros(n_rows),
@@ -80,20 +89,35 @@ def cluster_embedding(embedding: np.ndarray, settings: ClusteringSettings) -> No
     clusterer = hdbscan_estimator(
         settings.backend,
         min_cluster_size=min_size,
-        min_samples=settings.resolve_min_samples(n_rows),
+        min_samples=settings.resolve_min_samples(len(fitted)),
         cluster_selection_method=settings.cluster_selection_method,
-    ).fit(embedding.astype(np.float64))
-    labels, old_of_new = canonical_labels(clusterer.labels_, embedding)
+    ).fit(fitted.astype(np.float64))
+    raw_labels = np.asarray(clusterer.labels_)
+    probabilities = np.asarray(clusterer.probabilities_, dtype=float)
+    if sample is not None:
+        raw_labels, probabilities = extend_to_nearest(embedding, sample, raw_labels, probabilities)
+    labels, old_of_new = canonical_labels(raw_labels, embedding)
     n_found = int(labels.max()) + 1
     persistence = np.asarray(
         getattr(clusterer, "cluster_persistence_", np.full(n_found, np.nan)), dtype=float
     )
     return NodeClustering(
         labels=labels,
-        probabilities=np.asarray(clusterer.probabilities_, dtype=float),
+        probabilities=probabilities,
         persistence=persistence[old_of_new] if len(old_of_new) else np.zeros(0),
         min_cluster_size=min_size,
     )
+
+
+def extend_to_nearest(
+    embedding: np.ndarray, sample: np.ndarray, labels: np.ndarray, probabilities: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (and membership strengths) of every row from a clustered sample of the rows:
+    each row takes those of its nearest sampled row in the 2-D embedding (noise stays noise)."""
+    from sklearn.neighbors import KDTree
+
+    nearest = KDTree(embedding[sample]).query(embedding, k=1, return_distance=False)[:, 0]
+    return labels[nearest], probabilities[nearest]
 
 
 def embed_and_cluster(
@@ -101,7 +125,7 @@ def embed_and_cluster(
 ) -> tuple[np.ndarray, NodeClustering]:
     """One node's whole procedure: UMAP to 2-D, then HDBSCAN on the result."""
     embedding = embed(matrix, settings.embedding, seed)
-    return embedding, cluster_embedding(embedding, settings.clustering)
+    return embedding, cluster_embedding(embedding, settings.clustering, seed)
 
 
 def assign_noise_to_nearest(

@@ -104,12 +104,12 @@ def finish_node(
     (``assess_split``); without it, any clustering with two or more children splits.
     """
     started = time.perf_counter()
-    clustering = cluster_embedding(embedding, settings.clustering)
+    seed = node_seed(settings.random_state, path)
+    clustering = cluster_embedding(embedding, settings.clustering, seed)
     seconds = {"cluster": time.perf_counter() - started}
     evidence = None
     if matrix is not None and settings.acceptance.enabled:
         started = time.perf_counter()
-        seed = node_seed(settings.random_state, path)
         evidence = assess_split(matrix, embedding, clustering, settings, seed)
         seconds["accept"] = time.perf_counter() - started
     decision = decide_split(clustering, path_level(path), settings, evidence)

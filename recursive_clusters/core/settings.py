@@ -98,15 +98,7 @@ class ClusteringSettings(_Strict):
     min_samples: int | None = Field(
         None,
         ge=1,
-        description="HDBSCAN min_samples; empty: equal to the minimum cluster size, up to "
-        "min_samples_cap.",
-    )
-    min_samples_cap: int = Field(
-        100,
-        ge=1,
-        description="Upper bound on the default min_samples. HDBSCAN's core distances cost "
-        "min_samples neighbours per row in time and memory (2% of a million rows would be "
-        "20,000 each); 100 neighbours already smooth the density of a 2-D embedding.",
+        description="HDBSCAN min_samples; empty: equal to the minimum cluster size.",
     )
     cluster_selection_method: Literal["eom", "leaf"] = Field(
         "eom", description="HDBSCAN flat-cluster selection: 'eom' (stable) or 'leaf' (fine)."
@@ -123,6 +115,14 @@ class ClusteringSettings(_Strict):
         description="With assign_nearest: how far a noise row may be from its nearest clustered "
         "row, in multiples of the median nearest-neighbour distance inside clusters.",
     )
+    fit_sample_size: int = Field(
+        50_000,
+        ge=1_000,
+        description="Nodes with more rows run HDBSCAN on a seeded sample of this many rows of "
+        "their embedding (sizes resolved on the sample, so the granularity stays the same) and "
+        "give each other row the cluster of its nearest sampled row: HDBSCAN's core distances "
+        "cost min_samples neighbours per row, 20,000 each at 2% of a million rows.",
+    )
     backend: Literal["hdbscan", "fast_hdbscan", "cuml"] = Field(
         "hdbscan",
         description="HDBSCAN implementation: 'hdbscan', 'fast_hdbscan' (faster on large "
@@ -137,10 +137,7 @@ class ClusteringSettings(_Strict):
 
     def resolve_min_samples(self, n_rows: int) -> int:
         """HDBSCAN's min_samples for a node of ``n_rows`` rows (below the row count)."""
-        chosen = self.min_samples or min(
-            self.resolve_min_cluster_size(n_rows), self.min_samples_cap
-        )
-        return max(1, min(chosen, n_rows - 1))
+        return max(1, min(self.min_samples or self.resolve_min_cluster_size(n_rows), n_rows - 1))
 
 
 class RecursionSettings(_Strict):

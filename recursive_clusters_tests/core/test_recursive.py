@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from recursive_clusters.core.clustering import (
@@ -18,6 +19,7 @@ from recursive_clusters.core.settings import (
     EmbeddingSettings,
     parse_settings,
 )
+from recursive_clusters.core.synthetic import planted_hierarchy
 from recursive_clusters.core.tree import (
     NodeOutcome,
     PathError,
@@ -52,12 +54,19 @@ def test_min_cluster_size_is_relative_with_a_floor_or_absolute():
     assert ClusteringSettings(min_cluster_size=40).resolve_min_cluster_size(10_000) == 40
 
 
-def test_min_samples_follows_the_cluster_size_up_to_a_cap():
-    """Its cost is min_samples neighbours per row: a million rows must not ask for 20,000."""
-    default = ClusteringSettings(min_cluster_size=0.02, min_samples_cap=100)
-    assert default.resolve_min_samples(1_000) == 20
-    assert default.resolve_min_samples(1_000_000) == 100
-    assert ClusteringSettings(min_samples=7).resolve_min_samples(1_000_000) == 7
+def test_big_nodes_are_clustered_on_a_sample_with_the_same_granularity():
+    """Above clustering.fit_sample_size HDBSCAN sees a sample (its cost grows with
+    min_samples neighbours per row); the other rows follow their nearest sampled row."""
+    embedding, _ = make_blobs(5000, 2, centers=4, cluster_std=1.0, random_state=0)
+    whole = cluster_embedding(embedding, ClusteringSettings(min_cluster_size=0.1), seed=1)
+    settings = ClusteringSettings(min_cluster_size=0.1, fit_sample_size=1000)
+    sampled = cluster_embedding(embedding, settings, seed=1)
+    assert sampled.min_cluster_size == 100  # 10% of the 1000 sampled rows
+    assert len(sampled.labels) == len(embedding) == len(sampled.probabilities)
+    assert sampled.n_children == whole.n_children
+    both = (whole.labels != NOISE) & (sampled.labels != NOISE)
+    assert adjusted_rand_score(whole.labels[both], sampled.labels[both]) > 0.95
+    assert np.array_equal(sampled.labels, cluster_embedding(embedding, settings, seed=1).labels)
     assert ClusteringSettings(min_samples=500).resolve_min_samples(50) == 49
 
 
@@ -172,11 +181,25 @@ def test_large_nodes_fit_umap_on_a_sample_and_transform_the_rest(planted):
     tall = np.vstack([matrix] * 2) + np.random.default_rng(0).normal(0, 0.01, (1320, 8))
     sampled = embed(tall, EmbeddingSettings(fit_sample_size=1000), node_seed(42, "root"))
     assert sampled.shape == (1320, 2) and np.isfinite(sampled).all()
-    # min_samples pinned to the cluster size: the embedding is under test, not the smoothing
-    labels = cluster_embedding(sampled, ClusteringSettings(min_cluster_size=132, min_samples=132))
-    labels = labels.labels
+    labels = cluster_embedding(sampled, ClusteringSettings(min_cluster_size=0.1)).labels
     top = np.array([leaf.split(".")[0] for leaf in np.concatenate([truth, truth])])
     assert adjusted_rand_score(top[labels >= 0], labels[labels >= 0]) > 0.9
+
+
+def test_pca_before_umap_keeps_the_clusters_of_wide_data():
+    """The quality check of the PCA shortcut: on 300 columns the clusters found after PCA to
+    50 components are those found on every column, and the planted ones."""
+    matrix, tops, _ = planted_hierarchy(
+        1500, 300, n_top=4, n_sub=3, top_separation=20.0, sub_separation=4.5, seed=3
+    )
+    clustering = ClusteringSettings(min_cluster_size=0.05)
+    seed = node_seed(42, "root")
+    reduced = cluster_embedding(embed(matrix, EmbeddingSettings(), seed), clustering).labels
+    every_column = EmbeddingSettings(pca_above_columns=300)
+    full = cluster_embedding(embed(matrix, every_column, seed), clustering).labels
+    both = (reduced != NOISE) & (full != NOISE)
+    assert adjusted_rand_score(reduced[both], full[both]) > 0.9
+    assert adjusted_rand_score(tops[reduced != NOISE], reduced[reduced != NOISE]) > 0.9
 
 
 def test_fast_hdbscan_backend_agrees_with_hdbscan(planted):
