@@ -63,7 +63,7 @@ def _classifier(random_state: int, n_jobs: int) -> xgboost.XGBClassifier:
         n_estimators=300,
         callbacks=[stop],
         max_depth=4,
-        learning_rate=0.1,
+        learning_rate=0.3,
         n_jobs=n_jobs,
         random_state=random_state,
     )

@@ -116,12 +116,14 @@ class ClusteringSettings(_Strict):
         "row, in multiples of the median nearest-neighbour distance inside clusters.",
     )
     fit_sample_size: int = Field(
-        50_000,
+        20_000,
         ge=1_000,
         description="Nodes with more rows run HDBSCAN on a seeded sample of this many rows of "
-        "their embedding (sizes resolved on the sample, so the granularity stays the same) and "
-        "give each other row the cluster of its nearest sampled row: HDBSCAN's core distances "
-        "cost min_samples neighbours per row, 20,000 each at 2% of a million rows.",
+        "their embedding (sizes resolved on the sample, so the granularity stays the same: a "
+        "2% cluster still has 400 sampled rows) and give each other row the cluster of its "
+        "nearest sampled row. HDBSCAN's core distances cost min_samples neighbours per row, "
+        "so its time grows with the square of the rows (measured: 70k rows 13.7 s, 2.4 GB; "
+        "a 20k sample 1.0 s).",
     )
     backend: Literal["hdbscan", "fast_hdbscan", "cuml"] = Field(
         "hdbscan",
