@@ -164,6 +164,10 @@ def tree_quality(storage_dir: Path) -> dict[str, float]:
         "median_roc_auc": float(metrics["roc_auc"].median()),
         "predict_agreement": float(agree.mean()),
         "root_mean_ari_perturbed": float(root["acceptance"].get("mean_ari", float("nan"))),
+        "node_reasons": {
+            path: f"{record['n_rows']} rows, {record['n_children']} children: {record['reason']}"
+            for path, record in store.node_records(generation).items()
+        },
     }
 
 
@@ -214,6 +218,8 @@ def print_table(result: dict) -> None:
         unit = "" if name in ("nodes", "peak_rss_gb") else " s"
         print(f"| bare: {name} | {value:.2f}{unit} |")
     for name, value in pipeline_figures.items():
+        if name == "node_reasons":
+            continue
         unit = " s" if name == "total" or name.startswith("run:") else ""
         print(f"| pipeline: {name} | {value:.3f}{unit} |")
     if "pipeline_over_bare" in result:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from dagster import (
     AllPartitionMapping,
     AssetDep,
@@ -95,9 +96,24 @@ def resolve_generation(context: AssetExecutionContext, store: TreeStore) -> str:
     return generation
 
 
+def read_features(store: TreeStore, generation: str) -> pd.DataFrame:
+    """The tree's original feature columns (do not modify). A run's steps (embedding,
+    clusters, classifiers, SHAP) execute in one process and share one read of the file."""
+    path = store.table_path(generation, "features")
+    if not path.is_file():
+        return store.read_table(generation, "features")  # raises, naming the table
+    stat = path.stat()
+    return _read_parquet_once(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=1)  # one table: a run serves one tree, whose files never change once written
+def _read_parquet_once(path: str, modified_ns: int, size: int) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
 def load_matrix(store: TreeStore, generation: str) -> np.ndarray:
     """The prepared feature matrix (imputed/standardised as configured) of a tree."""
-    features = store.read_table(generation, "features")
+    features = read_features(store, generation)
     preprocessor = FeaturePreprocessor.from_json(store.read_text(generation, "preprocessor.json"))
     matrix, _ = preprocessor.transform(features)
     return matrix

@@ -21,6 +21,7 @@ from recursive_clusters.assets.common import (
     open_tree,
     png_markdown,
     raise_for_failed_nodes,
+    read_features,
     record_metadata,
     run_threads,
 )
@@ -77,7 +78,7 @@ def build_explanation_assets(level: int) -> list[AssetsDefinition]:
         context: AssetExecutionContext, tree_storage: TreeStorage
     ) -> MaterializeResult:
         store, generation, settings = open_tree(context, tree_storage)
-        features = store.read_table(generation, "features")
+        features = read_features(store, generation)
         failures: dict[str, str] = {}
         result_metadata = None
         for path in node_paths(context):
@@ -123,7 +124,7 @@ def build_explanation_assets(level: int) -> list[AssetsDefinition]:
     )
     def shap_asset(context: AssetExecutionContext, tree_storage: TreeStorage) -> MaterializeResult:
         store, generation, settings = open_tree(context, tree_storage)
-        features = store.read_table(generation, "features")
+        features = read_features(store, generation)
         image_shape = settings.input.image_shape
         pixels = store.read_table(generation, "pixels") if image_shape else None
         result_metadata = None

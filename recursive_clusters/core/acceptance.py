@@ -29,6 +29,7 @@ from scipy.sparse.csgraph import connected_components
 from sklearn.metrics import adjusted_rand_score
 
 from recursive_clusters.core.clustering import NOISE, NodeClustering, embed_and_cluster
+from recursive_clusters.core.embedding import reduce_width
 from recursive_clusters.core.settings import Settings
 
 REJECTED = "no stable sub-structure"
@@ -192,6 +193,10 @@ def assess_split(
         )
         return SplitEvidence(False, reason, _rounded(scores), {})
 
+    # Wide data: subsample the node's own PCA projection. A 2,000-row subsample of hundreds of
+    # noisy columns cannot estimate the principal axes itself (its noise eigenvalues swamp
+    # the structure), which would make real sub-clusters look unstable.
+    matrix = reduce_width(np.asarray(matrix, dtype=np.float32), settings.embedding, seed)
     rng = np.random.default_rng(seed)
     runs = acceptance.stability_runs
     best, nested = np.zeros(n_children), np.zeros(n_children)
