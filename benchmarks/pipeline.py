@@ -33,17 +33,24 @@ import yaml
 HERE = Path(__file__).resolve().parent
 
 
+# The benchmarks' planted hierarchy: 4 top clusters of 3 sub-clusters each.
+PLANTED = {"n_top": 4, "n_sub": 3, "top_separation": 20.0, "sub_separation": 4.5, "seed": 0}
+
+
+def planted_data(rows: int, columns: int):
+    """(features, top cluster, sub-cluster within the top) of the benchmarks' hierarchy."""
+    from recursive_clusters.core.synthetic import planted_hierarchy
+
+    return planted_hierarchy(rows, columns, **PLANTED)
+
+
 def make_dataset(name: str, rows: int, columns: int, directory: Path) -> Path | None:
     """Write the benchmark table to Parquet (``None`` for the built-in digits)."""
     if name == "digits":
         return None
     import pandas as pd
 
-    from recursive_clusters.core.synthetic import planted_hierarchy
-
-    features, tops, leaves = planted_hierarchy(
-        rows, columns, n_top=4, n_sub=3, top_separation=20.0, sub_separation=4.5, seed=0
-    )
+    features, tops, leaves = planted_data(rows, columns)
     table = pd.DataFrame(features, columns=[f"x{i}" for i in range(columns)])
     table.insert(0, "row_id", range(len(table)))
     table["planted_leaf"] = [f"{top}.{leaf}" for top, leaf in zip(tops, leaves, strict=True)]

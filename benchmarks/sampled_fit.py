@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from pipeline import PLANTED, planted_data  # benchmarks/, beside this script
 from sklearn.metrics import adjusted_rand_score
 
 from recursive_clusters.core.clustering import NOISE, cluster_embedding
 from recursive_clusters.core.embedding import embed, node_seed
 from recursive_clusters.core.settings import ClusteringSettings, EmbeddingSettings
-from recursive_clusters.core.synthetic import planted_hierarchy
 
 HERE = Path(__file__).resolve().parent
 
@@ -53,10 +53,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
 
-    matrix, tops, subs = planted_hierarchy(
-        args.rows, args.columns, n_top=4, n_sub=3, top_separation=20.0, sub_separation=4.5, seed=0
-    )
-    truth = {"top": np.asarray(tops), "leaf": np.asarray(tops) * 3 + np.asarray(subs)}
+    matrix, tops, subs = planted_data(args.rows, args.columns)  # the data of pipeline.py
+    leaves = np.asarray(tops) * PLANTED["n_sub"] + np.asarray(subs)
+    truth = {"top": np.asarray(tops), "leaf": leaves}
     seed = node_seed(42, "root")
     full, full_seconds = timed(embed, matrix, EmbeddingSettings(fit_sample_size=args.rows), seed)
     sampled, sampled_seconds = timed(

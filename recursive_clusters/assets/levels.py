@@ -76,6 +76,7 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
         context: AssetExecutionContext, tree_storage: TreeStorage
     ) -> MaterializeResult:
         store, generation, settings = open_tree(context, tree_storage)
+        threads = run_threads(context)
         matrix = load_matrix(store, generation)
         if level == 1:
             require_enough_rows(len(matrix), settings)
@@ -85,7 +86,7 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
             try:
                 rows = node_rows(store, generation, path, len(matrix))
                 seed = node_seed(settings.random_state, path)
-                with limited_threads(run_threads(context)):
+                with limited_threads(threads):
                     coordinates = embed(matrix[rows], settings.embedding, seed)
             except (ValueError, RuntimeError) as exc:
                 failures[path] = str(exc)
@@ -117,13 +118,14 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
         context: AssetExecutionContext, tree_storage: TreeStorage
     ) -> MaterializeResult:
         store, generation, settings = open_tree(context, tree_storage)
+        threads = run_threads(context)
         matrix = load_matrix(store, generation)
         result_metadata = None
         for path in node_paths(context):
             embedded = store.read_embedding(generation, path)
             coordinates = embedded[["x", "y"]].to_numpy()
             rows = embedded["row"].to_numpy()
-            with limited_threads(run_threads(context)):
+            with limited_threads(threads):
                 node = finish_node(coordinates, rows, path, settings, matrix[rows])
             labels = pd.DataFrame(
                 {

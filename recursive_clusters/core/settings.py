@@ -96,9 +96,7 @@ class ClusteringSettings(_Strict):
         15, ge=2, description="Lower bound on the resolved minimum cluster size, in rows."
     )
     min_samples: int | None = Field(
-        None,
-        ge=1,
-        description="HDBSCAN min_samples; empty: equal to the minimum cluster size.",
+        None, ge=1, description="HDBSCAN min_samples; empty: equal to the minimum cluster size."
     )
     cluster_selection_method: Literal["eom", "leaf"] = Field(
         "eom", description="HDBSCAN flat-cluster selection: 'eom' (stable) or 'leaf' (fine)."
