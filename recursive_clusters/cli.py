@@ -4,6 +4,7 @@ the assignments, and open the Dagster UI on the same instance."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -62,8 +63,9 @@ def _run_tree(args: argparse.Namespace) -> int:
     store = storage.store()
     manifest = store.manifest(generation)
     print(
-        f"\nTree {generation}: {manifest.get('n_nodes')} nodes, {manifest.get('n_leaves')} "
-        f"leaves, {manifest.get('noise_fraction', 0):.1%} noise.\n"
+        f"\nTree {generation}: {manifest.get('n_nodes')} clustered nodes, "
+        f"{manifest.get('n_leaves')} leaves, {manifest.get('n_noise_groups', 0)} noise groups, "
+        f"{manifest.get('noise_fraction', 0):.1%} noise.\n"
         f"  report:      {store.tree_dir(generation) / 'report.html'}\n"
         f"  assignments: {store.table_path(generation, 'assignments')}\n"
         f"  tree files:  {store.tree_dir(generation)}\n"
@@ -73,6 +75,10 @@ def _run_tree(args: argparse.Namespace) -> int:
         f"               (or: DAGSTER_HOME={home} RECURSIVE_CLUSTERS_CONFIG={settings_file} "
         "dagster dev -w workspace.yaml)"
     )
+    scaling = json.loads(store.read_text(generation, "features_report.json"))
+    root = store.node_record(generation, "root") or {}
+    print(f"Features: {scaling['n_features']} columns, {scaling['standardize_reason']}.")
+    print(f"Root: {root.get('reason', 'not clustered')}")
     return 0
 
 

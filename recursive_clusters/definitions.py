@@ -13,8 +13,9 @@ from recursive_clusters.assets.tree import build_tree_asset
 from recursive_clusters.core.settings import Settings, load_settings
 from recursive_clusters.jobs import GROW_TREE_JOB, PUBLISH_TREE_JOB, build_jobs, level_job_name
 from recursive_clusters.resources import SETTINGS_ENV, TreeStorage
-from recursive_clusters.schedules import build_recluster_schedule
+from recursive_clusters.schedules import build_recluster_schedules
 from recursive_clusters.sensors import build_growth_sensor
+from recursive_clusters.tree_status import build_tree_failure_sensor
 
 
 def build_definitions(settings: Settings, storage: TreeStorage | None = None) -> Definitions:
@@ -46,8 +47,13 @@ def build_definitions(settings: Settings, storage: TreeStorage | None = None) ->
             scored_rows,
         ],
         jobs=list(jobs.values()),
-        sensors=[build_growth_sensor(max_depth, level_jobs, jobs[PUBLISH_TREE_JOB])],
-        schedules=[build_recluster_schedule(jobs[GROW_TREE_JOB], settings.schedule_cron)],
+        sensors=[
+            build_growth_sensor(max_depth, level_jobs, jobs[PUBLISH_TREE_JOB]),
+            build_tree_failure_sensor(
+                [jobs[GROW_TREE_JOB], *level_jobs.values(), jobs[PUBLISH_TREE_JOB]]
+            ),
+        ],
+        schedules=build_recluster_schedules(jobs[GROW_TREE_JOB], settings.schedule_cron),
         resources={"tree_storage": storage or TreeStorage()},
         executor=in_process_executor,
     )

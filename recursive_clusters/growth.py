@@ -2,17 +2,20 @@
 
 One planner serves the daemon's sensor and the CLI, so both grow the same tree. It reads
 which children to zoom into from each node's stored record (decided in the core by
-``decide_split``), prunes partitions of an older tree under that node, adds the children's
-partition keys, and asks for one run per batch of siblings (a partition-key range), so that
-a batch pays the fixed cost of a run once. When no node of a tree is pending, it asks for
-the publishing run (assignments, and what else depends on the whole tree), once every
-split node is also explained.
+``decide_split``), adds the children's partition keys, and asks for one run per batch of
+siblings (a partition-key range), so that a batch pays the fixed cost of a run once. When no
+node of a tree is pending, it asks for the publishing run (assignments, and what else depends
+on the whole tree), once every split node is also explained. Once a tree is published, the
+partitions of the trees it replaced are deleted, so the UI lists the current tree's (and any
+tree still growing). Partition keys hold the tree id (``core.tree.partition_key``), so keys of
+two trees never collide and one plan never adds and deletes the same key.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 
 from dagster import (
     AddDynamicPartitionsRequest,
@@ -30,46 +33,64 @@ from dagster._core.storage.tags import (
 from recursive_clusters.assets.common import GENERATION_TAG, THREADS_TAG, level_partitions
 from recursive_clusters.assets.explanations import shap_key
 from recursive_clusters.assets.levels import clusters_key
+from recursive_clusters.assets.tree import TREE_ASSET
 from recursive_clusters.core.parallelism import threads_per_run
 from recursive_clusters.core.tree import (
     ROOT,
+    PathError,
+    descendants_key_prefix,
+    parse_partition_key,
     partition_key,
-    path_from_partition_key,
     pending_nodes,
 )
-from recursive_clusters.storage import TreeStore
+from recursive_clusters.storage import StorageError, TreeStore
 
 EVENTS_PER_TICK = 1000
 
 
 @dataclass
 class GrowthPlan:
-    """What to apply to the instance and what to run; the cursor is the last event seen."""
+    """What to apply to the instance and what to run; the cursor is the last event seen.
+
+    ``failures`` names each tree the planner could not grow or publish, and why: the caller
+    marks those trees failed where users look (``tree_status.report_tree_failure``).
+    """
 
     dynamic_partitions_requests: list[AddDynamicPartitionsRequest | DeleteDynamicPartitionsRequest]
     run_requests: list[RunRequest]
     cursor: str
     added_keys: dict[int, list[str]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+class EventKind(Enum):
+    CLUSTERED = "clustered"  # a node may grow children
+    EXPLAINED = "explained"  # its tree may be complete
+    PUBLISHED = "published"  # the trees it replaced may be cleaned up
 
 
 @dataclass(frozen=True)
 class NodeEvent:
-    """A node clustered (it may grow children) or explained (its tree may be complete)."""
+    """A materialization of a watched asset for one node (or one tree, when published)."""
 
     storage_id: int
     level: int
     path: str
     generation: str
     run_id: str
-    clustered: bool
+    kind: EventKind
 
 
-def _watched(max_depth: int) -> list[tuple[int, AssetKey, bool]]:
-    return [
-        (level, key, key == clusters_key(level))
+def _watched(max_depth: int) -> list[tuple[int, AssetKey, EventKind]]:
+    levels = [
+        (level, key, kind)
         for level in range(1, max_depth + 1)
-        for key in (clusters_key(level), shap_key(level))
+        for key, kind in (
+            (clusters_key(level), EventKind.CLUSTERED),
+            (shap_key(level), EventKind.EXPLAINED),
+        )
     ]
+    return [*levels, (1, TREE_ASSET, EventKind.PUBLISHED)]
 
 
 def latest_storage_id(instance: DagsterInstance, max_depth: int) -> int:
@@ -84,7 +105,7 @@ def latest_storage_id(instance: DagsterInstance, max_depth: int) -> int:
 
 def new_node_events(instance: DagsterInstance, after: int, max_depth: int) -> list[NodeEvent]:
     events = []
-    for level, key, clustered in _watched(max_depth):
+    for level, key, kind in _watched(max_depth):
         result = instance.fetch_materializations(
             AssetRecordsFilter(asset_key=key, after_storage_id=after),
             limit=EVENTS_PER_TICK,
@@ -94,14 +115,17 @@ def new_node_events(instance: DagsterInstance, after: int, max_depth: int) -> li
             metadata = record.asset_materialization.metadata
             if "generation" not in metadata:
                 continue
+            partition = record.partition_key
+            if partition is not None and _tree_of_key(partition) is None:
+                continue  # a partition of the key format before tree ids were part of it
             events.append(
                 NodeEvent(
                     storage_id=record.storage_id,
                     level=level,
-                    path=path_from_partition_key(record.partition_key),
+                    path=ROOT if partition is None else parse_partition_key(partition)[1],
                     generation=str(metadata["generation"].value),
                     run_id=record.run_id,
-                    clustered=clustered,
+                    kind=kind,
                 )
             )
     return sorted(events, key=lambda event: event.storage_id)
@@ -111,6 +135,24 @@ def chunks(keys: Sequence[str], parts: int) -> list[list[str]]:
     """``keys`` in at most ``parts`` consecutive batches of (nearly) equal size."""
     size = -(-len(keys) // max(1, min(parts, len(keys))))
     return [list(keys[start : start + size]) for start in range(0, len(keys), size)]
+
+
+def _replaced_trees(store: TreeStore, keys: Mapping[int, set[str]]) -> set[str | None]:
+    """Trees with partitions that another tree has replaced: every tree but the current one
+    that is complete (published before it) or failed. Trees still growing keep theirs, so
+    two trees grown side by side on one instance do not remove each other's partitions."""
+    current = store.current()
+    trees = {_tree_of_key(k) for level_keys in keys.values() for k in level_keys}
+    return {g for g in trees if g != current and (g is None or store.status(g) != "building")}
+
+
+def _tree_of_key(key: str) -> str | None:
+    """The tree a partition belongs to; ``None`` for a key of the format before tree ids were
+    part of it (an instance used by an earlier version): such keys count as replaced."""
+    try:
+        return parse_partition_key(key)[0]
+    except PathError:
+        return None
 
 
 def plan_growth(
@@ -132,43 +174,38 @@ def plan_growth(
     seen = new_node_events(instance, after, max_depth)
     newest = max([after, *(e.storage_id for e in seen)])  # skipped runs are passed too
     events = [e for e in seen if accept_run(e.run_id)]
-    keys = {
-        level: list(instance.get_dynamic_partitions(level_partitions(level).name))
+    existing = {
+        level: set(instance.get_dynamic_partitions(level_partitions(level).name))
         for level in range(2, max_depth + 1)
     }
-    existing = {level: set(level_keys) for level, level_keys in keys.items()}
-    deleted: dict[int, list[str]] = {level: [] for level in keys}
-    added: dict[int, list[tuple[str, str]]] = {level: [] for level in keys}
+    added: dict[int, dict[str, str]] = {level: {} for level in existing}  # key -> its tree
+    deleted: dict[int, set[str]] = {level: set() for level in existing}
+    failures: dict[str, str] = {}
     for event in events:
-        record = store.node_record(event.generation, event.path)
-        if record is None or not event.clustered:
-            continue
-        prefix = "" if event.path == ROOT else partition_key(event.path) + "."
-        for level in range(event.level + 1, max_depth + 1):
-            stale = [k for k in keys[level] if k.startswith(prefix) and k in existing[level]]
-            keys[level] = [key for key in keys[level] if not key.startswith(prefix)]
-            deleted[level] += stale
-            added[level] = [(k, g) for k, g in added[level] if not k.startswith(prefix)]
-        for child in record["zoom_into"]:
-            key = partition_key(child)
-            keys[event.level + 1].append(key)
-            added[event.level + 1].append((key, event.generation))
+        if event.kind is EventKind.PUBLISHED:
+            replaced = _replaced_trees(store, existing)
+            for level, level_keys in existing.items():
+                deleted[level] |= {k for k in level_keys if _tree_of_key(k) in replaced}
+        elif event.kind is EventKind.CLUSTERED:
+            try:
+                _plan_children(store, event, max_depth, existing, added, deleted)
+            except (StorageError, PathError, OSError, ValueError, KeyError) as exc:
+                failures[event.generation] = f"cannot grow node {event.path}: {exc}"
 
     partition_requests: list = []
-    for level in keys:
-        if deleted[level]:
-            partition_requests.append(
-                level_partitions(level).build_delete_request(sorted(set(deleted[level])))
-            )
+    for level in existing:
+        # A key added again (its node re-clustered with the same children) is kept, not
+        # deleted: Dagster refuses a tick that adds and deletes the same key.
+        stale = sorted(deleted[level] - set(added[level]))
+        if stale:
+            partition_requests.append(level_partitions(level).build_delete_request(stale))
     run_requests = []
-    for level in keys:
+    for level in existing:
         if not added[level]:
             continue
-        partition_requests.append(
-            level_partitions(level).build_add_request([k for k, _ in added[level]])
-        )
-        for generation in dict.fromkeys(g for _, g in added[level]):
-            batch = [k for k, g in added[level] if g == generation]
+        partition_requests.append(level_partitions(level).build_add_request(list(added[level])))
+        for generation in dict.fromkeys(added[level].values()):
+            batch = [k for k, g in added[level].items() if g == generation]
             for chunk in chunks(batch, parallel_runs):
                 run_requests.append(
                     RunRequest(
@@ -182,11 +219,14 @@ def plan_growth(
                         },
                     )
                 )
-    growing = {g for level in added for _, g in added[level]}
-    for generation in dict.fromkeys(e.generation for e in events):
-        if generation in growing or pending_nodes(store.node_records(generation)):
+    growing = {g for level_keys in added.values() for g in level_keys.values()}
+    node_events = [e for e in events if e.kind is not EventKind.PUBLISHED]
+    for generation in dict.fromkeys(e.generation for e in node_events):
+        if generation in growing or generation in failures:
             continue
-        if store.unexplained_nodes(generation):
+        if store.status(generation) != "building":
+            continue
+        if pending_nodes(store.node_records(generation)) or store.unexplained_nodes(generation):
             continue
         run_requests.append(
             RunRequest(
@@ -199,5 +239,33 @@ def plan_growth(
         dynamic_partitions_requests=partition_requests,
         run_requests=run_requests,
         cursor=str(newest),
-        added_keys={level: [k for k, _ in pairs] for level, pairs in added.items() if pairs},
+        added_keys={level: list(keys) for level, keys in added.items() if keys},
+        failures=failures,
     )
+
+
+def _plan_children(
+    store: TreeStore,
+    event: NodeEvent,
+    max_depth: int,
+    existing: Mapping[int, set[str]],
+    added: dict[int, dict[str, str]],
+    deleted: dict[int, set[str]],
+) -> None:
+    """Add the partitions of a clustered node's children; a node clustered again (a retried
+    run) first drops the partitions it had below it."""
+    record = store.node_record(event.generation, event.path)
+    if record is None:
+        return
+    below = descendants_key_prefix(event.generation, event.path)
+    for level in range(event.level + 1, max_depth + 1):
+        deleted[level] |= {k for k in existing[level] if k.startswith(below)}
+        added[level] = {k: g for k, g in added[level].items() if not k.startswith(below)}
+    children = record["zoom_into"]
+    if children and event.level + 1 > max_depth:
+        raise ValueError(
+            f"the tree zooms into level {event.level + 1}, but this code location was loaded "
+            f"with max_depth {max_depth}: reload it with the tree's settings"
+        )
+    for child in children:
+        added[event.level + 1][partition_key(event.generation, child)] = event.generation

@@ -27,6 +27,7 @@ from plotly.offline import get_plotlyjs
 
 from recursive_clusters.core.acceptance import jaccard_band
 from recursive_clusters.core.clustering import NOISE
+from recursive_clusters.core.data import FeaturePreprocessor
 from recursive_clusters.core.plots import _child_colour
 from recursive_clusters.core.settings import Settings, parse_settings
 from recursive_clusters.core.tree import NOISE_NAME, ROOT
@@ -136,6 +137,7 @@ class _Tree:
     leaf: pd.Series  # leaf path per row, in the row order of ids/profile/features
     profile: list[_ProfileColumn]
     n_features: int
+    standardized: bool
 
     @property
     def n_rows(self) -> int:
@@ -211,6 +213,10 @@ def _load(store: TreeStore, generation: str) -> _Tree:
         if len(profile) == len(ids)
         else [],
         n_features=features.shape[1],
+        standardized=FeaturePreprocessor.from_json(
+            store.read_text(generation, "preprocessor.json")
+        ).means
+        is not None,
     )
 
 
@@ -363,8 +369,7 @@ def _header(tree: _Tree) -> str:
     emb, clu, rec = settings.embedding, settings.clustering, settings.recursion
     profile_columns = ", ".join(f"<code>{_e(c.name)}</code>" for c in tree.profile) or "none"
     key_settings = {
-        "Features": f"{tree.n_features} columns"
-        + (", standardised" if settings.input.standardize else ""),
+        "Features": f"{tree.n_features} columns" + (", standardised" if tree.standardized else ""),
         "Id column": f"<code>{_e(settings.input.id_column or '(row number)')}</code>",
         "Profile columns": profile_columns,
         "UMAP": f"n_neighbors={emb.n_neighbors}, min_dist={emb.min_dist:g}, "

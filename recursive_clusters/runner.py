@@ -24,6 +24,7 @@ from dagster import (
 from recursive_clusters.assets.common import DRIVER_TAG, GENERATION_TAG
 from recursive_clusters.growth import latest_storage_id, plan_growth
 from recursive_clusters.jobs import GROW_TREE_JOB, PUBLISH_TREE_JOB, level_job_name
+from recursive_clusters.tree_status import report_tree_failure
 
 INSTANCE_TEMPLATE = "dagster_instance.yaml"
 # The event log keeps every event; the terminal only shows warnings and our progress lines.
@@ -70,9 +71,16 @@ def grow_tree(
 
     def execute(job_name: str, tags: dict[str, str], label: str) -> str:
         started = time.perf_counter()
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, tags={**tags, **driver_tags}, run_config=QUIET_CONSOLE
-        )
+        try:
+            result = defs.resolve_job_def(job_name).execute_in_process(
+                instance=instance, tags={**tags, **driver_tags}, run_config=QUIET_CONSOLE
+            )
+        except Exception as exc:
+            generation = tags.get(GENERATION_TAG)
+            if generation:
+                reason = f"{label} failed: {exc}"
+                report_tree_failure(instance, storage.store(), generation, reason)
+            raise
         own_runs.add(result.run_id)
         report(
             f"  {label}: done in {time.perf_counter() - started:.1f} s (run {result.run_id[:8]})"
@@ -93,6 +101,9 @@ def grow_tree(
             parallel_runs=1,  # runs execute one after another here: one run per level, every core
         )
         cursor = plan.cursor
+        for failed, reason in plan.failures.items():
+            report_tree_failure(instance, storage.store(), failed, reason)
+            raise RuntimeError(f"Tree {failed} could not be grown: {reason}")
         _apply(instance, plan.dynamic_partitions_requests)
         if not plan.run_requests:
             return generation

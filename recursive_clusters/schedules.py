@@ -1,4 +1,4 @@
-"""Re-clustering on a schedule: a new tree generation from the current input and settings."""
+"""Re-clustering on a schedule: a new tree from the current input and settings."""
 
 from __future__ import annotations
 
@@ -6,15 +6,21 @@ from dagster import DefaultScheduleStatus, ScheduleDefinition
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 
-def build_recluster_schedule(
+def build_recluster_schedules(
     job: UnresolvedAssetJobDefinition, cron: str | None
-) -> ScheduleDefinition:
-    """Runs ``grow_tree`` on ``cron``; off unless the settings give ``schedule_cron``."""
-    return ScheduleDefinition(
-        name="recluster_schedule",
-        job=job,
-        cron_schedule=cron or "0 3 * * 1",
-        default_status=DefaultScheduleStatus.RUNNING if cron else DefaultScheduleStatus.STOPPED,
-        description="Re-clusters the whole tree anew (a new generation); the growth sensor "
-        "prunes partitions the new tree lacks.",
-    )
+) -> list[ScheduleDefinition]:
+    """``grow_tree`` on ``schedule_cron`` from the settings file; no schedule without one, so
+    the UI never offers a cron that nobody chose."""
+    if not cron:
+        return []
+    return [
+        ScheduleDefinition(
+            name="recluster_schedule",
+            job=job,
+            cron_schedule=cron,
+            default_status=DefaultScheduleStatus.RUNNING,
+            description=f"Re-clusters the configured input as a new tree on `{cron}` "
+            "(`schedule_cron` in the settings file named by $RECURSIVE_CLUSTERS_CONFIG); the "
+            "growth sensor grows and publishes it, then removes the replaced tree's partitions.",
+        )
+    ]

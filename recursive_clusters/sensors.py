@@ -18,6 +18,7 @@ from recursive_clusters.assets.common import DRIVER_TAG
 from recursive_clusters.core.parallelism import SIBLING_RUNS_ENV, available_cores, count_from_env
 from recursive_clusters.growth import latest_storage_id, plan_growth
 from recursive_clusters.resources import TreeStorage
+from recursive_clusters.tree_status import report_tree_failure
 
 
 def default_parallel_runs() -> int:
@@ -59,6 +60,10 @@ def build_growth_sensor(
             accept_run=launched_by_daemon,
             parallel_runs=default_parallel_runs(),
         )
+        store = tree_storage.store()
+        for generation, reason in plan.failures.items():
+            context.log.error(f"tree {generation}: {reason}")
+            report_tree_failure(context.instance, store, generation, reason)
         return SensorResult(
             run_requests=plan.run_requests,
             dynamic_partitions_requests=plan.dynamic_partitions_requests,

@@ -105,6 +105,22 @@ class TreeStore:
     def manifest(self, generation: str) -> dict:
         return read_json(self.tree_dir(generation) / "manifest.json")
 
+    def status(self, generation: str) -> str:
+        """``building``, ``complete`` or ``failed``; ``missing`` when the tree has no manifest."""
+        source = self.tree_dir(generation) / "manifest.json"
+        return read_json(source).get("status", "building") if source.is_file() else "missing"
+
+    def mark_failed(self, generation: str, reason: str) -> None:
+        """Record why a tree that is still building will not complete (a published tree
+        keeps its status: a later failure, e.g. of a report, does not unpublish it)."""
+        manifest = self.manifest(generation)
+        if manifest.get("status") == "building":
+            failed_at = datetime.now(UTC).isoformat()
+            write_json(
+                self.tree_dir(generation) / "manifest.json",
+                {**manifest, "status": "failed", "failure": reason, "failed_at": failed_at},
+            )
+
     def latest_started(self) -> str | None:
         pointer = self.base_dir / "building.json"
         return read_json(pointer)["generation"] if pointer.is_file() else None

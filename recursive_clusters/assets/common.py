@@ -23,7 +23,7 @@ from dagster import (
 from recursive_clusters.core.data import FeaturePreprocessor
 from recursive_clusters.core.parallelism import THREADS_ENV, available_cores, count_from_env
 from recursive_clusters.core.settings import Settings
-from recursive_clusters.core.tree import ROOT, path_from_partition_key
+from recursive_clusters.core.tree import ROOT, parse_partition_key, partition_key
 from recursive_clusters.resources import TreeStorage
 from recursive_clusters.storage import TreeStore
 
@@ -70,9 +70,13 @@ def open_tree(
 
 def node_paths(context: AssetExecutionContext) -> list[str]:
     """The tree nodes this run computes: the root, or one per partition in the run's range."""
-    if not context.has_partition_key and not context.has_partition_key_range:
+    if not _is_partitioned(context):
         return [ROOT]
-    return [path_from_partition_key(key) for key in context.partition_keys]
+    return [parse_partition_key(key)[1] for key in context.partition_keys]
+
+
+def _is_partitioned(context: AssetExecutionContext) -> bool:
+    return context.has_partition_key or context.has_partition_key_range
 
 
 def run_threads(context: AssetExecutionContext) -> int:
@@ -85,7 +89,14 @@ def run_threads(context: AssetExecutionContext) -> int:
 
 
 def resolve_generation(context: AssetExecutionContext, store: TreeStore) -> str:
-    """The tree this run belongs to: its run tag, else the tree most recently started."""
+    """The tree this run belongs to: named by its partition keys (so a partition launched by
+    hand from the UI computes its own tree's node), else by the run's tag, else the tree most
+    recently started."""
+    if _is_partitioned(context):
+        trees = {parse_partition_key(key)[0] for key in context.partition_keys}
+        if len(trees) > 1:
+            raise Failure(description=f"One run must not mix nodes of trees {sorted(trees)}.")
+        return trees.pop()
     run = context.instance.get_run_by_id(context.run_id)
     generation = (run.tags if run else {}).get(GENERATION_TAG) or store.latest_started()
     if generation is None:
@@ -126,12 +137,12 @@ def png_markdown(path: Path, caption: str) -> MetadataValue:
 
 
 def record_metadata(
-    context: AssetExecutionContext, path: str, metadata: dict[str, object]
+    context: AssetExecutionContext, generation: str, path: str, metadata: dict[str, object]
 ) -> dict[str, object] | None:
     """Attach a node's metadata to its own partition; the root's is returned for the result."""
     if path == ROOT:
         return metadata
-    context.add_asset_metadata(metadata, partition_key=path[len(ROOT) + 1 :])
+    context.add_asset_metadata(metadata, partition_key=partition_key(generation, path))
     return None
 
 

@@ -35,6 +35,7 @@ from recursive_clusters.core.explain import (
     train_classifiers,
 )
 from recursive_clusters.core.plots import mean_images, shap_beeswarm, shap_pixel_map
+from recursive_clusters.core.settings import Settings
 from recursive_clusters.resources import TreeStorage
 from recursive_clusters.storage import TreeStore
 
@@ -61,6 +62,50 @@ def _leaf_metadata(record: dict) -> dict[str, object]:
         "explained": False,
         "reason": f"leaf: {record['reason']}",
     }
+
+
+def _explain_node(
+    store: TreeStore,
+    generation: str,
+    path: str,
+    features: pd.DataFrame,
+    pixels: pd.DataFrame | None,
+    settings: Settings,
+) -> dict[str, object]:
+    """SHAP values, drivers and plots of one split node; its metadata, every plot inline."""
+    node_features, labels, rows = _node_table(store, generation, path, features)
+    models = load_node_models(store.models_dir(generation) / path)
+    seed = node_seed(settings.random_state, path)
+    explanation = explain_with_shap(models, node_features, labels, rows, settings.explanation, seed)
+    store.write_node_table(generation, path, "shap", explanation.shap_values)
+    store.write_node_table(generation, path, "drivers", explanation.drivers)
+    node_dir = store.node_dir(generation, path)
+    children = sorted(int(k) for k in np.unique(labels) if k >= 0)
+    metadata: dict[str, object] = {
+        "generation": generation,
+        "node": path,
+        "explained": True,
+        "drivers": MetadataValue.md(explanation.drivers.round(4).to_markdown(index=False)),
+        "rows_explained": int(explanation.shap_values["row"].nunique()),
+    }
+    for k in children:
+        plot = shap_beeswarm(explanation.shap_values, k, node_dir / f"shap_child_{k}.png")
+        metadata[f"shap_child_{k}"] = png_markdown(plot, f"{path}.{k} SHAP")
+    if pixels is not None:
+        image_shape = settings.input.image_shape
+        node_pixels = pixels.iloc[rows].reset_index(drop=True)
+        plot = mean_images(node_pixels, labels, image_shape, node_dir / "mean_images.png")
+        metadata["mean_images"] = png_markdown(plot, f"{path} mean images")
+        for k in children:
+            plot = shap_pixel_map(
+                explanation.shap_values,
+                k,
+                list(pixels.columns),
+                image_shape,
+                node_dir / f"shap_pixels_{k}.png",
+            )
+            metadata[f"shap_pixels_{k}"] = png_markdown(plot, f"{path}.{k} SHAP pixels")
+    return metadata
 
 
 def build_explanation_assets(level: int) -> list[AssetsDefinition]:
@@ -109,9 +154,11 @@ def build_explanation_assets(level: int) -> list[AssetsDefinition]:
                     "router_accuracy": round(models.router_accuracy, 4),
                     "median_roc_auc": round(float(metrics["roc_auc"].median()), 4),
                     "metrics": MetadataValue.md(metrics.round(4).to_markdown(index=False)),
-                    "models": MetadataValue.path(str(store.models_dir(generation) / path)),
+                    "models_dir": MetadataValue.path(str(store.models_dir(generation) / path)),
                 }
-            result_metadata = record_metadata(context, path, metadata) or result_metadata
+            result_metadata = (
+                record_metadata(context, generation, path, metadata) or result_metadata
+            )
         raise_for_failed_nodes(failures)
         return MaterializeResult(metadata=result_metadata)
 
@@ -125,56 +172,23 @@ def build_explanation_assets(level: int) -> list[AssetsDefinition]:
     def shap_asset(context: AssetExecutionContext, tree_storage: TreeStorage) -> MaterializeResult:
         store, generation, settings = open_tree(context, tree_storage)
         features = read_features(store, generation)
-        image_shape = settings.input.image_shape
-        pixels = store.read_table(generation, "pixels") if image_shape else None
+        pixels = store.read_table(generation, "pixels") if settings.input.image_shape else None
+        failures: dict[str, str] = {}
         result_metadata = None
         for path in node_paths(context):
             record = store.node_record(generation, path)
             if not record["split_accepted"]:
-                result_metadata = (
-                    record_metadata(context, path, _leaf_metadata(record)) or result_metadata
-                )
-                continue
-            node_features, labels, rows = _node_table(store, generation, path, features)
-            models = load_node_models(store.models_dir(generation) / path)
-            seed = node_seed(settings.random_state, path)
-            explanation = explain_with_shap(
-                models, node_features, labels, rows, settings.explanation, seed
+                metadata = _leaf_metadata(record)
+            else:
+                try:
+                    metadata = _explain_node(store, generation, path, features, pixels, settings)
+                except (ExplanationError, ValueError, RuntimeError) as exc:
+                    failures[path] = str(exc)
+                    continue
+            result_metadata = (
+                record_metadata(context, generation, path, metadata) or result_metadata
             )
-            store.write_node_table(generation, path, "shap", explanation.shap_values)
-            store.write_node_table(generation, path, "drivers", explanation.drivers)
-            node_dir = store.node_dir(generation, path)
-            children = sorted(int(k) for k in np.unique(labels) if k >= 0)
-            plots = {
-                f"shap_child_{k}": shap_beeswarm(
-                    explanation.shap_values, k, node_dir / f"shap_child_{k}.png"
-                )
-                for k in children
-            }
-            metadata: dict[str, object] = {
-                "generation": generation,
-                "node": path,
-                "explained": True,
-                "drivers": MetadataValue.md(explanation.drivers.round(4).to_markdown(index=False)),
-                "shap_rows": len(explanation.shap_values),
-                "first_child_shap": png_markdown(plots[f"shap_child_{children[0]}"], path),
-            }
-            if pixels is not None:
-                node_pixels = pixels.iloc[rows].reset_index(drop=True)
-                plots["mean_images"] = mean_images(
-                    node_pixels, labels, image_shape, node_dir / "mean_images.png"
-                )
-                for k in children:
-                    plots[f"shap_pixels_{k}"] = shap_pixel_map(
-                        explanation.shap_values,
-                        k,
-                        list(pixels.columns),
-                        image_shape,
-                        node_dir / f"shap_pixels_{k}.png",
-                    )
-                metadata["mean_images"] = png_markdown(plots["mean_images"], path)
-            metadata.update({name: MetadataValue.path(str(p)) for name, p in plots.items()})
-            result_metadata = record_metadata(context, path, metadata) or result_metadata
+        raise_for_failed_nodes(failures)
         return MaterializeResult(metadata=result_metadata)
 
     return [classifiers_asset, shap_asset]

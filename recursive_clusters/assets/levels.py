@@ -33,7 +33,7 @@ from recursive_clusters.core.embedding import embed, node_seed
 from recursive_clusters.core.parallelism import limited_threads
 from recursive_clusters.core.plots import embedding_scatter
 from recursive_clusters.core.recursive import finish_node, require_enough_rows
-from recursive_clusters.core.tree import ROOT
+from recursive_clusters.core.tree import ROOT, parent_and_index
 from recursive_clusters.resources import TreeStorage
 from recursive_clusters.storage import TreeStore
 
@@ -50,8 +50,8 @@ def node_rows(store: TreeStore, generation: str, path: str, n_rows: int) -> np.n
     """The original rows of a node: all rows at the root, else one cluster of the parent."""
     if path == ROOT:
         return np.arange(n_rows)
-    parent, child = path.rsplit(".", 1)
-    return np.asarray(store.child_rows(generation, parent, int(child)), dtype=np.int64)
+    parent, child = parent_and_index(path)
+    return np.asarray(store.child_rows(generation, parent, child), dtype=np.int64)
 
 
 def _upstream_dep(level: int) -> AssetDep:
@@ -104,7 +104,9 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
                 "n_neighbors": min(settings.embedding.n_neighbors, len(rows) - 1),
                 "min_dist": settings.embedding.min_dist,
             }
-            result_metadata = record_metadata(context, path, metadata) or result_metadata
+            result_metadata = (
+                record_metadata(context, generation, path, metadata) or result_metadata
+            )
         raise_for_failed_nodes(failures)
         return MaterializeResult(metadata=result_metadata)
 
@@ -120,13 +122,18 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
         store, generation, settings = open_tree(context, tree_storage)
         threads = run_threads(context)
         matrix = load_matrix(store, generation)
+        failures: dict[str, str] = {}
         result_metadata = None
         for path in node_paths(context):
             embedded = store.read_embedding(generation, path)
             coordinates = embedded[["x", "y"]].to_numpy()
             rows = embedded["row"].to_numpy()
-            with limited_threads(threads):
-                node = finish_node(coordinates, rows, path, settings, matrix[rows])
+            try:
+                with limited_threads(threads):
+                    node = finish_node(coordinates, rows, path, settings, matrix[rows])
+            except (ValueError, RuntimeError) as exc:
+                failures[path] = str(exc)
+                continue
             labels = pd.DataFrame(
                 {
                     "row": node.rows,
@@ -154,20 +161,15 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
                 "reason": record["reason"],
                 "zoom_into": ", ".join(record["zoom_into"]) or "none",
                 "min_cluster_size": record["min_cluster_size"],
-                "parameters": MetadataValue.json(
-                    {
-                        "clustering": settings.clustering.model_dump(mode="json"),
-                        "recursion": settings.recursion.model_dump(mode="json"),
-                        "acceptance": settings.acceptance.model_dump(mode="json"),
-                    }
-                ),
                 "child_sizes": MetadataValue.json(record["child_sizes"]),
                 "child_stability": MetadataValue.json(record["child_stability"]),
                 "acceptance": MetadataValue.json(record["acceptance"]),
                 "embedding_plot": png_markdown(plot, path),
-                "plot_path": MetadataValue.path(str(plot)),
             }
-            result_metadata = record_metadata(context, path, metadata) or result_metadata
+            result_metadata = (
+                record_metadata(context, generation, path, metadata) or result_metadata
+            )
+        raise_for_failed_nodes(failures)
         return MaterializeResult(metadata=result_metadata)
 
     return [embedding_asset, clusters_asset]

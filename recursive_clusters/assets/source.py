@@ -1,6 +1,7 @@
 """Input assets: snapshot the user's table as a new tree, then validate and prepare features."""
 
 import hashlib
+import json
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -18,9 +19,14 @@ from recursive_clusters.core.settings import InputSettings
 from recursive_clusters.resources import TreeStorage
 
 
-def generation_id(data_fingerprint: str, settings_fingerprint: str) -> str:
-    """Same data and same settings give the same tree id, so re-runs are idempotent."""
-    return hashlib.sha256(f"{data_fingerprint}:{settings_fingerprint}".encode()).hexdigest()[:16]
+def generation_id(data_fingerprint: str, settings_fingerprint: str, run_id: str) -> str:
+    """A new id per launch: 8 hex digits of the data and settings (two trees of the same data
+    and settings share them, so a user sees it), then 8 of the launching run. Why not the
+    content alone: a re-launch on the same data would then rebuild the current tree in place,
+    and its partition keys would collide with the current tree's."""
+    content = hashlib.sha256(f"{data_fingerprint}:{settings_fingerprint}".encode()).hexdigest()
+    launch = hashlib.sha256(run_id.encode()).hexdigest()
+    return content[:8] + launch[:8]
 
 
 def image_pixels(source: pd.DataFrame, prepared: PreparedData, settings: InputSettings):
@@ -43,7 +49,7 @@ def source_table(context: AssetExecutionContext, tree_storage: TreeStorage) -> M
     settings = tree_storage.new_tree_settings()
     raw = load_table(settings.input)
     data_fingerprint = fingerprint_frame(raw)
-    generation = generation_id(data_fingerprint, settings.fingerprint())
+    generation = generation_id(data_fingerprint, settings.fingerprint(), context.run_id)
     store = tree_storage.store()
     store.begin_tree(
         generation,
@@ -66,6 +72,7 @@ def source_table(context: AssetExecutionContext, tree_storage: TreeStorage) -> M
             "data_fingerprint": data_fingerprint,
             "source": settings.input.path or "built-in digits demo",
             "preview": MetadataValue.md(raw.head(5).to_markdown(index=False)),
+            "settings": MetadataValue.json(settings.model_dump(mode="json")),
         }
     )
 
@@ -85,6 +92,7 @@ def features(context: AssetExecutionContext, tree_storage: TreeStorage) -> Mater
     store.write_table(generation, "ids", prepared.ids.to_frame())
     store.write_table(generation, "profile", pd.DataFrame(prepared.profile))
     store.write_text(generation, "preprocessor.json", prepared.preprocessor.to_json())
+    store.write_text(generation, "features_report.json", json.dumps(prepared.report, default=str))
     for key, value in prepared.report.items():
         context.log.info(f"{key}: {value}")
     return MaterializeResult(
@@ -96,5 +104,7 @@ def features(context: AssetExecutionContext, tree_storage: TreeStorage) -> Mater
             "values_imputed": int(prepared.report["values_imputed"]),
             "dropped_constant_columns": ", ".join(prepared.report["dropped_constant_columns"])
             or "none",
+            "standardized": bool(prepared.report["standardized"]),
+            "standardize_reason": str(prepared.report["standardize_reason"]),
         }
     )

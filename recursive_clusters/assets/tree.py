@@ -4,7 +4,10 @@ import json
 
 import pandas as pd
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -14,8 +17,13 @@ from dagster import (
 from recursive_clusters.assets.common import every_level_deps, open_tree
 from recursive_clusters.assets.levels import clusters_key
 from recursive_clusters.core.compare import compare_trees
-from recursive_clusters.core.tree import NodeOutcome, assign_leaves, pending_nodes
+from recursive_clusters.core.tree import NOISE_NAME, NodeOutcome, assign_leaves, pending_nodes
 from recursive_clusters.resources import TreeStorage
+
+TREE_ASSET = AssetKey("cluster_tree")
+# Passes when a tree is published; the failure sensor fails it, naming the tree, the node and
+# the error, when a tree cannot be grown or published (``tree_status.report_tree_failure``).
+TREE_COMPLETE_CHECK = "tree_complete"
 
 
 def build_tree_asset(max_depth: int):
@@ -23,9 +31,18 @@ def build_tree_asset(max_depth: int):
     deps = every_level_deps(clusters_key, max_depth)
 
     @asset(
+        name=TREE_ASSET.path[-1],
         group_name="tree",
         deps=deps,
         description="One row per input row: id, leaf path, noise flag and label per level.",
+        check_specs=[
+            AssetCheckSpec(
+                TREE_COMPLETE_CHECK,
+                asset=TREE_ASSET,
+                description="The newest tree was grown and published; fails naming the tree, "
+                "node and error when a tree could not be (the previous tree stays current).",
+            )
+        ],
     )
     def cluster_tree(
         context: AssetExecutionContext, tree_storage: TreeStorage
@@ -49,10 +66,12 @@ def build_tree_asset(max_depth: int):
         table.insert(0, ids.columns[0], ids.iloc[:, 0].to_numpy())
         table = table.drop(columns="row")
         leaves = table["leaf_path"].value_counts().sort_index()
-        summary = {
+        noise_groups = leaves.index.str.endswith(f".{NOISE_NAME}")
+        summary = {  # counted as the report counts them: noise groups are not leaves
             "n_rows": len(table),
             "n_nodes": len(records),
-            "n_leaves": int(len(leaves)),
+            "n_leaves": int((~noise_groups).sum()),
+            "n_noise_groups": int(noise_groups.sum()),
             "noise_fraction": float(table["is_noise"].mean()),
         }
         previous = store.current()
@@ -78,6 +97,13 @@ def build_tree_asset(max_depth: int):
             }
         target = store.publish(generation, table, summary)
         return MaterializeResult(
+            check_results=[
+                AssetCheckResult(
+                    check_name=TREE_COMPLETE_CHECK,
+                    passed=True,
+                    metadata={"generation": generation, "n_leaves": summary["n_leaves"]},
+                )
+            ],
             metadata={
                 "generation": generation,
                 **summary,
@@ -89,7 +115,7 @@ def build_tree_asset(max_depth: int):
                     .reset_index(name="rows")
                     .to_markdown(index=False)
                 ),
-            }
+            },
         )
 
     return cluster_tree

@@ -231,6 +231,33 @@ class PreparedData:
     kept_rows: np.ndarray
 
 
+SCALE_RATIO = 10.0  # ranges an order of magnitude apart: columns in different units
+
+
+def resolve_standardize(setting: bool | str, features: np.ndarray) -> tuple[bool, str]:
+    """Whether to standardise the features, and why (``setting`` ``"auto"`` decides here).
+
+    Auto compares the columns' value ranges (max - min): columns sharing one unit (pixels,
+    embedding dimensions) have ranges within a few-fold of each other and are kept as they
+    are, so their natural weighting stays; a table mixing units (streams ~1e8 beside tempo
+    ~1e2, counts beside rates) has ranges orders of magnitude apart, and the widest columns
+    would decide every distance. Measured: sklearn digits 1.0x / 2.7x, MNIST 1.0x / 1.2x, a
+    384-d embedding 1.8x / 1.9x (kept); sklearn wine 369x, breast cancer 8,712x (scaled).
+    """
+    if setting != "auto":
+        return bool(setting), f"input.standardize is {str(bool(setting)).lower()}"
+    ranges = np.ptp(features, axis=0) if features.size else np.zeros(0)
+    ranges = ranges[ranges > 0]
+    if len(ranges) < 2:
+        return False, "auto: fewer than two varying columns"
+    p10, median = np.quantile(ranges, [0.1, 0.5])
+    widest, middle = ranges.max() / median, median / p10
+    figures = f"widest column range {widest:.1f}x the median, median {middle:.1f}x the 10th pct"
+    if max(widest, middle) > SCALE_RATIO:
+        return True, f"auto: scaled, the columns are on different scales ({figures})"
+    return False, f"auto: kept as is, the columns share one scale ({figures})"
+
+
 def prepare(raw: pd.DataFrame, settings: InputSettings) -> PreparedData:
     """Validate ``raw`` against the input settings and build the matrix to cluster."""
     n_rows = len(raw)
@@ -263,7 +290,8 @@ def prepare(raw: pd.DataFrame, settings: InputSettings) -> PreparedData:
         non_finite=settings.non_finite,
     )
     features, kept, n_imputed = _apply_non_finite(values, preprocessor)
-    if settings.standardize:
+    standardize, scale_reason = resolve_standardize(settings.standardize, features)
+    if standardize:
         preprocessor = dataclasses.replace(
             preprocessor,
             means=tuple(float(m) for m in features.mean(axis=0)),
@@ -278,6 +306,8 @@ def prepare(raw: pd.DataFrame, settings: InputSettings) -> PreparedData:
         "non_finite_by_column": _non_finite_counts(columns, values),
         "dropped_constant_columns": list(dropped),
         "n_features": len(columns),
+        "standardized": standardize,
+        "standardize_reason": scale_reason,
     }
     return PreparedData(
         ids=ids.iloc[kept_positions].reset_index(drop=True),

@@ -44,8 +44,13 @@ class InputSettings(_Strict):
         default_factory=list,
         description="Columns carried along for the cluster profiles, never clustered on.",
     )
-    standardize: bool = Field(
-        False, description="Scale each feature to zero mean and unit variance before embedding."
+    standardize: bool | Literal["auto"] = Field(
+        "auto",
+        description="Scale each feature to zero mean and unit variance before embedding: true, "
+        "false, or 'auto': scale when the columns' value ranges differ by more than "
+        "10x (the widest vs the median column, or the median vs the 10th percentile), i.e. "
+        "when they are in different units, and keep one shared scale (pixels, embeddings) "
+        "as it is. The choice and its reason are reported.",
     )
     non_finite: Literal["error", "drop", "impute"] = Field(
         "error",

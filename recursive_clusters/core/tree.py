@@ -36,21 +36,49 @@ def child_path(parent: str, child: int) -> str:
     return f"{parent}.{int(child)}"
 
 
+def parent_and_index(path: str) -> tuple[str, int]:
+    """The parent's path and this node's child number in it (the root has neither)."""
+    if validate_path(path) == ROOT:
+        raise PathError("The root has no parent.")
+    parent, child = path.rsplit(".", 1)
+    return parent, int(child)
+
+
 def path_level(path: str) -> int:
     """The level at which a node is clustered: the root is level 1."""
     return validate_path(path).count(".") + 1
 
 
-def partition_key(path: str) -> str:
-    """Dynamic-partition key of a node at level >= 2: its path without ``root.``."""
+# Dynamic-partition keys of nodes at level >= 2 are ``<tree id>:<path>``, e.g.
+# ``3fa2c1d09be47a10:root.3.1``. Why the tree id is in the key: successive trees (the same
+# data again, new data, new settings) have nodes with the same paths. Keys that never collide
+# across trees let a new tree add its partitions while the current tree's are still there,
+# so no tick ever adds and deletes one key (Dagster's daemon refuses such a tick), and a user
+# sees in the UI which tree each partition belongs to. Partitions of a tree are deleted once
+# another tree has replaced it (see ``growth.plan_growth``).
+PARTITION_KEY_SEPARATOR = ":"
+
+
+def partition_key(tree_id: str, path: str) -> str:
+    """Dynamic-partition key of a node at level >= 2 of tree ``tree_id``."""
     if validate_path(path) == ROOT:
         raise PathError("The root is not partitioned: it is the level-1 node.")
-    return path[len(ROOT) + 1 :]
+    if not tree_id or PARTITION_KEY_SEPARATOR in tree_id:
+        raise PathError(f"Not a tree id for a partition key: {tree_id!r}")
+    return f"{tree_id}{PARTITION_KEY_SEPARATOR}{path}"
 
 
-def path_from_partition_key(key: str | None) -> str:
-    """Inverse of ``partition_key``; ``None`` (an unpartitioned level-1 asset) is the root."""
-    return ROOT if key is None else validate_path(f"{ROOT}.{key}")
+def descendants_key_prefix(tree_id: str, path: str) -> str:
+    """What the partition key of every node below ``path`` in tree ``tree_id`` starts with."""
+    return f"{tree_id}{PARTITION_KEY_SEPARATOR}{validate_path(path)}."
+
+
+def parse_partition_key(key: str) -> tuple[str, str]:
+    """Inverse of ``partition_key``: the tree id and the node's path."""
+    tree_id, separator, path = key.partition(PARTITION_KEY_SEPARATOR)
+    if not separator or not tree_id:
+        raise PathError(f"Not a node partition key: {key!r} (expected '<tree id>:root.3')")
+    return tree_id, validate_path(path)
 
 
 @dataclass(frozen=True)

@@ -331,3 +331,30 @@ def test_prepare_drop_property(raw: pd.DataFrame, standardize: bool) -> None:
     assert prepared.matrix.shape == prepared.features.shape
     kept_labels = raw["label"][prepared.preprocessor.transform(raw)[1]].tolist()
     assert prepared.profile["label"].tolist() == kept_labels
+
+
+def test_standardize_auto_scales_mixed_units_and_keeps_one_shared_scale() -> None:
+    rng = np.random.default_rng(0)
+    songs = pd.DataFrame(
+        {
+            "streams": rng.lognormal(18, 1, 300),  # ~1e8
+            "tempo": rng.normal(120, 20, 300),
+            "danceability": rng.uniform(0, 1, 300),
+            "energy": rng.uniform(0, 1, 300),
+        }
+    )
+    prepared = prepare(songs, InputSettings())
+    assert prepared.report["standardized"] is True
+    assert "different scales" in prepared.report["standardize_reason"]
+    assert np.allclose(prepared.matrix.std(axis=0), 1.0, atol=1e-3)
+
+    pixels = pd.DataFrame(
+        rng.integers(0, 256, size=(300, 16)), columns=[f"p{i}" for i in range(16)]
+    )
+    prepared = prepare(pixels, InputSettings())
+    assert prepared.report["standardized"] is False
+    assert "one scale" in prepared.report["standardize_reason"]
+    assert np.array_equal(prepared.matrix, pixels.to_numpy(dtype=prepared.matrix.dtype))
+
+    forced = prepare(pixels, InputSettings(standardize=True))
+    assert forced.report["standardized"] is True

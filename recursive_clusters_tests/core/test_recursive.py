@@ -25,8 +25,10 @@ from recursive_clusters.core.tree import (
     PathError,
     assign_leaves,
     decide_split,
+    descendants_key_prefix,
+    parent_and_index,
+    parse_partition_key,
     partition_key,
-    path_from_partition_key,
     path_level,
     pending_nodes,
 )
@@ -81,10 +83,22 @@ def test_clusters_are_numbered_by_size_whatever_hdbscan_called_them():
 
 def test_paths_and_partition_keys_round_trip():
     assert path_level("root") == 1 and path_level("root.3.1") == 3
-    assert partition_key("root.3.1") == "3.1"
-    assert path_from_partition_key("3.1") == "root.3.1" and path_from_partition_key(None) == "root"
-    with pytest.raises(PathError):
-        partition_key("root")
+    assert parent_and_index("root.3.1") == ("root.3", 1)
+    key = partition_key("0123456789abcdef", "root.3.1")
+    assert key == "0123456789abcdef:root.3.1"  # the tree id, then the node's one name
+    assert parse_partition_key(key) == ("0123456789abcdef", "root.3.1")
+    assert key.startswith(descendants_key_prefix("0123456789abcdef", "root.3"))
+    assert key.startswith(descendants_key_prefix("0123456789abcdef", "root"))
+    assert not key.startswith(descendants_key_prefix("0123456789abcdef", "root.3.1"))
+    for bad in (
+        lambda: partition_key("0123456789abcdef", "root"),
+        lambda: parent_and_index("root"),
+    ):
+        with pytest.raises(PathError):
+            bad()
+    for not_a_key in ("3.1", ":root.3", "abc:3.1", "abc:root.3/.."):
+        with pytest.raises(PathError):
+            parse_partition_key(not_a_key)
 
 
 def _clustering(sizes: list[int], noise: int = 0) -> NodeClustering:

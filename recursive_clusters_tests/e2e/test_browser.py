@@ -5,7 +5,9 @@ code location on loopback. The test launches ``grow_tree`` through the GraphQL e
 the UI's launch button calls), lets the daemon's ``tree_growth_sensor`` grow and publish the
 tree, then opens in headless chromium (Debian's ``/usr/bin/chromium``, driven by Playwright;
 no browser is downloaded) the UI's asset graph, which must show the lineage, and the report,
-which must open offline without console errors and show every node of the tree.
+which must open offline without console errors and show every node of the tree. A second
+launch from the UI must then grow and publish a new tree, whose partitions replace the first
+tree's in the UI.
 
 Screenshots go to ``artifacts/e2e/`` at the repository root (and the ``dagster dev`` log too
 when the test fails). The test is skipped, saying why, only where chromium or the
@@ -112,6 +114,14 @@ query Runs {
     __typename
     ... on Runs { results { runId jobName status } }
     ... on Error { message }
+  }
+}
+"""
+PARTITIONS_QUERY = """
+query Partitions {
+  assetNodeOrError(assetKey: {path: ["clusters_l2"]}) {
+    __typename
+    ... on AssetNode { partitionKeys }
   }
 }
 """
@@ -309,8 +319,9 @@ def _failure_details(server: DagsterDev, run_id: str) -> str:
     return "\n".join(lines[-10:]) or json.dumps(result)[-4000:]
 
 
-def _wait_for_published_tree(server: DagsterDev) -> list[dict]:
-    """Poll the runs until a ``publish_tree`` run succeeded; fail fast if any run failed."""
+def _wait_for_published_tree(server: DagsterDev, publishes: int = 1) -> list[dict]:
+    """Poll the runs until ``publishes`` ``publish_tree`` runs succeeded; fail fast if any run
+    failed."""
     deadline = time.monotonic() + TREE_TIMEOUT_S
     runs: list[dict] = []
     while time.monotonic() < deadline:
@@ -324,7 +335,8 @@ def _wait_for_published_tree(server: DagsterDev) -> list[dict]:
                 raise AssertionError(
                     f"run {run['runId']} ({run['jobName']}) ended {run['status']}:\n{details}"
                 )
-        if any(r["jobName"] == "publish_tree" and r["status"] == "SUCCESS" for r in runs):
+        done = [r for r in runs if r["jobName"] == "publish_tree" and r["status"] == "SUCCESS"]
+        if len(done) >= publishes:
             return runs
         time.sleep(3)
     summary = "\n".join(f"  {r['jobName']}: {r['status']}" for r in runs)
@@ -453,6 +465,22 @@ def _check_report(browser, server: DagsterDev) -> list[Path]:
     return shots
 
 
+def _current_tree(server: DagsterDev) -> str:
+    return json.loads((server.home / "recursive_clusters" / "current.json").read_text())[
+        "generation"
+    ]
+
+
+def _assert_ui_lists_the_current_trees_partitions(server: DagsterDev) -> None:
+    node = server.graphql(PARTITIONS_QUERY)["assetNodeOrError"]
+    keys = node["partitionKeys"]
+    current = _current_tree(server)
+    assert keys, "the UI lists no level-2 partitions"
+    assert {key.split(":")[0] for key in keys} == {current}, (
+        f"the UI lists partitions of other trees than the current {current}: {keys}"
+    )
+
+
 def test_demo_in_the_ui_and_report_in_the_browser(dagster_dev: DagsterDev) -> None:
     started = time.monotonic()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -462,11 +490,22 @@ def test_demo_in_the_ui_and_report_in_the_browser(dagster_dev: DagsterDev) -> No
     grown = time.monotonic()
     jobs = sorted(run["jobName"] for run in runs)
     assert "level_2_nodes" in jobs, f"the sensor grew no level-2 nodes: {jobs}"
+    _assert_ui_lists_the_current_trees_partitions(dagster_dev)
+    first_tree = _current_tree(dagster_dev)
     with _browser() as browser:
         shots = [_check_asset_graph(browser, dagster_dev), *_check_report(browser, dagster_dev)]
+    checked = time.monotonic()
+
+    # A second launch from the UI (re-clustering the same data) grows and publishes a new
+    # tree, which replaces the first one's partitions in the UI.
+    _launch_grow_tree(dagster_dev)
+    runs = _wait_for_published_tree(dagster_dev, publishes=2)
+    second_tree = _current_tree(dagster_dev)
+    assert second_tree != first_tree, "the second launch did not publish a new tree"
+    _assert_ui_lists_the_current_trees_partitions(dagster_dev)
     print(
-        f"\n{len(runs)} runs ({', '.join(jobs)}): tree published in {grown - started:.0f} s, "
-        f"browser checks {time.monotonic() - grown:.0f} s"
+        f"\n{len(runs)} runs: first tree published in {grown - started:.0f} s, "
+        f"browser checks {checked - grown:.0f} s, second tree {time.monotonic() - checked:.0f} s"
     )
     for shot in shots:
         print(f"screenshot: {shot}")

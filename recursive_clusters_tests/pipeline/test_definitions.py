@@ -1,4 +1,4 @@
-"""The code location loads with its lineage, jobs, sensor and an off-by-default schedule."""
+"""The code location loads with its lineage, jobs, sensors, and a schedule only when asked."""
 
 from pathlib import Path
 
@@ -26,15 +26,14 @@ def test_depth_sets_the_number_of_levels():
     assert "clusters_l1" in keys and "clusters_l2" not in keys
 
 
-def test_schedule_is_off_unless_a_cron_is_configured():
-    assert defs.resolve_schedule_def("recluster_schedule").default_status == (
-        DefaultScheduleStatus.STOPPED
-    )
+def test_no_schedule_is_offered_unless_a_cron_is_configured():
+    assert not list(defs.schedules or [])  # no invented cron in the UI
     scheduled = build_definitions(parse_settings({"schedule_cron": "0 2 * * *"}))
     schedule = scheduled.resolve_schedule_def("recluster_schedule")
     assert schedule.default_status == DefaultScheduleStatus.RUNNING
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.job_name == "grow_tree"
+    assert "schedule_cron" in schedule.description  # says where its cron comes from
 
 
 def test_repo_dagster_yaml_is_the_packaged_instance_template():

@@ -29,8 +29,9 @@ def test_every_node_is_a_partition_and_every_row_is_assigned(
     records = store.node_records(generation)
     assert set(records) == {"root", "root.0", "root.1", "root.2"}
     instance = on_grown_instance
-    assert sorted(instance.get_dynamic_partitions("level_2_nodes")) == ["0", "1", "2"]
-    assert instance.get_materialized_partitions(AssetKey("clusters_l2")) == {"0", "1", "2"}
+    keys = [f"{generation}:root.{child}" for child in range(3)]  # tree id, then node path
+    assert sorted(instance.get_dynamic_partitions("level_2_nodes")) == keys
+    assert instance.get_materialized_partitions(AssetKey("clusters_l2")) == set(keys)
     assignments = store.read_table(generation, "assignments")
     source = pd.read_csv(planted_csv)
     assert len(assignments) == len(source)
@@ -44,15 +45,23 @@ def test_every_node_is_a_partition_and_every_row_is_assigned(
 def test_nodes_carry_metadata_and_explanations(grown_tree, on_grown_instance):
     store = _store(grown_tree)
     generation = store.require_current()
-    for partition in ("0", "1", "2"):
+    for child in range(3):
+        partition = f"{generation}:root.{child}"
         records = on_grown_instance.fetch_materializations(
             AssetRecordsFilter(asset_key=AssetKey("clusters_l2"), asset_partitions=[partition]),
             limit=1,
         ).records
         metadata = records[0].asset_materialization.metadata
-        assert metadata["node"].value == f"root.{partition}"
-        for key in ("rows", "children", "noise_fraction", "parameters", "embedding_plot"):
+        assert metadata["node"].value == f"root.{child}"
+        for key in ("rows", "children", "noise_fraction", "embedding_plot"):
             assert key in metadata
+        assert "parameters" not in metadata  # the tree's settings are shown once, on its source
+        shap = on_grown_instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("shap_l2"), asset_partitions=[partition]),
+            limit=1,
+        ).records[0]
+        plots = [v for k, v in shap.asset_materialization.metadata.items() if "shap" in k]
+        assert all("data:image/png;base64," in str(plot.value) for plot in plots)
     metrics = store.read_node_table(generation, "root", "classifier_metrics")
     assert metrics["roc_auc"].median() > 0.95
     assert (store.models_dir(generation) / "root" / "router.json").is_file()
@@ -68,11 +77,11 @@ def test_export_writes_assignments(grown_tree, tmp_path, monkeypatch):
 
 def test_same_seed_gives_the_same_tree(grown_tree, planted_csv, settings_file, dagster_home):
     assert main(["run", "--input", str(planted_csv), "--config", str(settings_file)]) == 0
-    first, second = _store(grown_tree), _store(dagster_home)
-    generation = first.require_current()
-    assert second.require_current() == generation
+    first, second = _store(grown_tree).require_current(), _store(dagster_home).require_current()
+    assert first != second and first[:8] == second[:8]  # a new tree, of the same content
     pd.testing.assert_frame_equal(
-        first.read_table(generation, "assignments"), second.read_table(generation, "assignments")
+        _store(grown_tree).read_table(first, "assignments"),
+        _store(dagster_home).read_table(second, "assignments"),
     )
 
 

@@ -1,27 +1,28 @@
-"""The growth sensor, called as the daemon calls it, grows and then publishes a tree."""
+"""The growth sensor, evaluated with the daemon's checks, grows and publishes every tree."""
 
+import pandas as pd
 import yaml
-from dagster import (
-    AddDynamicPartitionsRequest,
-    DagsterInstance,
-    DeleteDynamicPartitionsRequest,
-    build_sensor_context,
-)
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, build_sensor_context
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from recursive_clusters.assets.common import THREADS_TAG
+from recursive_clusters.assets.common import GENERATION_TAG, THREADS_TAG
+from recursive_clusters.assets.tree import TREE_ASSET, TREE_COMPLETE_CHECK
 from recursive_clusters.cli import main
 from recursive_clusters.core.parallelism import SIBLING_RUNS_ENV, available_cores
 from recursive_clusters.core.settings import parse_settings
+from recursive_clusters.core.tree import partition_key
 from recursive_clusters.definitions import build_definitions
 from recursive_clusters.growth import chunks
 from recursive_clusters.jobs import GROW_TREE_JOB, PUBLISH_TREE_JOB
 from recursive_clusters.resources import TreeStorage
-from recursive_clusters.runner import ensure_dagster_home
+from recursive_clusters.runner import _apply, ensure_dagster_home
 from recursive_clusters.sensors import default_parallel_runs
 from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
 
 
 def _tick(defs, instance, cursor):
+    """One tick as the daemon evaluates it: ``evaluate_tick`` applies Dagster's own checks of
+    a tick's result (e.g. no key both added and deleted), which calling the function skips."""
     sensor = defs.resolve_sensor_def("tree_growth_sensor")
     context = build_sensor_context(
         instance=instance,
@@ -29,35 +30,68 @@ def _tick(defs, instance, cursor):
         definitions=defs,
         resources={"tree_storage": defs.resources["tree_storage"]},
     )
-    return sensor(context)
+    return sensor.evaluate_tick(context)
 
 
-def _apply(instance, result) -> None:
-    for request in result.dynamic_partitions_requests:
-        if isinstance(request, AddDynamicPartitionsRequest):
-            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
-        elif isinstance(request, DeleteDynamicPartitionsRequest):
-            for key in request.partition_keys:
-                instance.delete_dynamic_partition(request.partitions_def_name, key)
-
-
-def test_sensor_adds_children_runs_them_then_publishes(dagster_home, tmp_path, planted_csv):
+def _setup(dagster_home, tmp_path, data: pd.DataFrame, **overrides):
+    """Definitions over a temporary store whose settings file starts trees on ``data``."""
     ensure_dagster_home(dagster_home)
+    path = tmp_path / "input.parquet"
+    data.to_parquet(path)
+    raw = {**TEST_SETTINGS, "input": {**TEST_SETTINGS["input"], "path": str(path)}, **overrides}
     settings_path = tmp_path / "settings.yaml"
-    data = {**TEST_SETTINGS, "input": {**TEST_SETTINGS["input"], "path": str(planted_csv)}}
-    settings_path.write_text(yaml.safe_dump(data))
-    settings = parse_settings(data)
+    settings_path.write_text(yaml.safe_dump(raw))
     storage = TreeStorage(base_dir=str(tmp_path / "trees"), settings_path=str(settings_path))
-    defs = build_definitions(settings, storage)
+    return build_definitions(parse_settings(raw), storage), storage
+
+
+def _grow_until_quiet(defs, instance, cursor: str) -> str:
+    """Tick, apply the tick's partition requests and run its runs, as the daemon does, until
+    a tick asks for nothing more; returns the cursor."""
+    for _ in range(20):
+        tick = _tick(defs, instance, cursor)
+        cursor = tick.cursor
+        _apply(instance, tick.dynamic_partitions_requests)
+        if not tick.run_requests:
+            return cursor
+        for request in tick.run_requests:
+            job = defs.resolve_job_def(request.job_name)
+            assert job.execute_in_process(instance=instance, tags=request.tags).success
+    raise AssertionError("the tree never stopped growing")
+
+
+def _launch(defs, instance) -> str:
+    """``grow_tree`` as the UI or the schedule launches it (no CLI tag): a new tree's id."""
+    result = defs.resolve_job_def(GROW_TREE_JOB).execute_in_process(instance=instance)
+    return instance.get_run_by_id(result.run_id).tags[GENERATION_TAG]
+
+
+def _assert_current_tree_is_what_the_ui_shows(instance, store, generation, n_rows, label=""):
+    assert store.current() == generation, f"{label}: tree {generation} is not current"
+    assert store.status(generation) == "complete"
+    assert len(store.read_table(generation, "assignments")) == n_rows
+    nodes = {path for path in store.node_records(generation) if path != "root"}
+    keys = set(instance.get_dynamic_partitions("level_2_nodes"))
+    assert keys == {partition_key(generation, path) for path in nodes}
+    assert instance.get_materialized_partitions(AssetKey("clusters_l2")) >= keys
+    check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [AssetCheckKey(TREE_ASSET, TREE_COMPLETE_CHECK)]
+    )[AssetCheckKey(TREE_ASSET, TREE_COMPLETE_CHECK)]
+    assert check.status == AssetCheckExecutionRecordStatus.SUCCEEDED
+
+
+def test_sensor_adds_children_runs_them_then_publishes(dagster_home, tmp_path):
+    defs, storage = _setup(dagster_home, tmp_path, planted_table())
     with DagsterInstance.get() as instance:
         first = _tick(defs, instance, None)
         assert not first.run_requests  # a new sensor starts watching from now
-        assert defs.resolve_job_def(GROW_TREE_JOB).execute_in_process(instance=instance).success
+        generation = _launch(defs, instance)
 
         grow = _tick(defs, instance, first.cursor)
         (add,) = grow.dynamic_partitions_requests
         assert add.partitions_def_name == "level_2_nodes"
-        assert add.partition_keys == ["0", "1", "2"]
+        keys = [f"{generation}:root.{child}" for child in range(3)]
+        assert add.partition_keys == keys
         ranges = [
             (
                 r.tags["dagster/asset_partition_range_start"],
@@ -65,14 +99,14 @@ def test_sensor_adds_children_runs_them_then_publishes(dagster_home, tmp_path, p
             )
             for r in grow.run_requests
         ]
-        assert ranges == [("0", "1"), ("2", "2")]  # two sibling batches, one per core
+        assert ranges == [(keys[0], keys[1]), (keys[2], keys[2])]  # two batches, one per core
         # ...each with its share of the cores, so the two do not oversubscribe them
         assert {r.tags[THREADS_TAG] for r in grow.run_requests} == {
             str(max(1, available_cores() // 2))
         }
         assert {r.job_name for r in grow.run_requests} == {"level_2_nodes"}
 
-        _apply(instance, grow)
+        _apply(instance, grow.dynamic_partitions_requests)
         for request in grow.run_requests:
             job = defs.resolve_job_def(request.job_name)
             assert job.execute_in_process(instance=instance, tags=request.tags).success
@@ -82,21 +116,79 @@ def test_sensor_adds_children_runs_them_then_publishes(dagster_home, tmp_path, p
         assert not publish.dynamic_partitions_requests
         job = defs.resolve_job_def(PUBLISH_TREE_JOB)
         assert job.execute_in_process(instance=instance, tags=publish.run_requests[0].tags).success
-        assert storage.store().current() is not None
-        assert not _tick(defs, instance, _tick(defs, instance, publish.cursor).cursor).run_requests
+        assert _grow_until_quiet(defs, instance, publish.cursor) is not None
+        _assert_current_tree_is_what_the_ui_shows(instance, storage.store(), generation, 660)
 
 
-def test_reclustering_prunes_partitions_of_the_old_tree(
+def test_every_relaunch_grows_and_publishes_a_new_tree(dagster_home, tmp_path):
+    """First tree, the same again, new settings, new data, then two launches in a row: each
+    ends with a published current tree whose partitions are the only ones the UI shows."""
+    defs, storage = _setup(dagster_home, tmp_path, planted_table())
+    store = storage.store()
+    with DagsterInstance.get() as instance:
+        cursor = _tick(defs, instance, None).cursor
+        trees = []
+        for label, data, overrides in [
+            ("first tree", planted_table(), {}),
+            ("same data and settings", planted_table(), {}),
+            ("new settings", planted_table(), {"random_state": 7}),
+            ("new data", planted_table(seed=1, n_top=2), {}),
+        ]:
+            defs, _ = _setup(dagster_home, tmp_path, data, **overrides)
+            generation = _launch(defs, instance)
+            cursor = _grow_until_quiet(defs, instance, cursor)
+            _assert_current_tree_is_what_the_ui_shows(instance, store, generation, len(data), label)
+            trees.append(generation)
+        assert len(set(trees)) == len(trees), f"a relaunch reused a tree id: {trees}"
+        assert trees[0][:8] == trees[1][:8]  # same data and settings: same content prefix
+        assert store.manifest(trees[1])["previous_generation"] == trees[0]
+        assert store.status(trees[0]) == "complete"  # replaced, its files kept
+
+        first, second = _launch(defs, instance), _launch(defs, instance)  # two in a row
+        cursor = _grow_until_quiet(defs, instance, cursor)
+        assert {store.status(first), store.status(second)} == {"complete"}
+        _assert_current_tree_is_what_the_ui_shows(instance, store, store.current(), 440)
+        assert store.current() in (first, second)
+
+
+def test_a_tree_that_cannot_grow_fails_its_check_and_keeps_the_previous_tree(
+    dagster_home, tmp_path
+):
+    defs, storage = _setup(dagster_home, tmp_path, planted_table())
+    store = storage.store()
+    with DagsterInstance.get() as instance:
+        cursor = _tick(defs, instance, None).cursor
+        good = _launch(defs, instance)
+        cursor = _grow_until_quiet(defs, instance, cursor)
+        broken = _launch(defs, instance)
+        (store.node_dir(broken, "root") / "node.json").write_text("{ not json")
+        tick = _tick(defs, instance, cursor)
+        assert not tick.run_requests
+        assert store.status(broken) == "failed"
+        assert "root" in store.manifest(broken)["failure"]
+        assert store.current() == good
+        key = AssetCheckKey(TREE_ASSET, TREE_COMPLETE_CHECK)
+        check = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+        assert check.status == AssetCheckExecutionRecordStatus.FAILED
+        evaluation = check.event.dagster_event.event_specific_data
+        assert evaluation.metadata["generation"].value == broken
+        assert good in evaluation.metadata["what_now"].value
+
+
+def test_reclustering_by_the_cli_prunes_partitions_of_the_old_tree(
     grown_tree, tmp_path, settings_file, monkeypatch
 ):
     monkeypatch.setenv("DAGSTER_HOME", str(grown_tree))
     smaller = tmp_path / "two_tops.csv"
     planted_table(seed=1, n_top=2).to_csv(smaller, index=False)
     assert main(["run", "--input", str(smaller), "--config", str(settings_file)]) == 0
-    with DagsterInstance.get() as instance:
-        assert sorted(instance.get_dynamic_partitions("level_2_nodes")) == ["0", "1"]
     store = TreeStorage().store()
     current = store.require_current()
+    with DagsterInstance.get() as instance:
+        assert sorted(instance.get_dynamic_partitions("level_2_nodes")) == [
+            f"{current}:root.0",
+            f"{current}:root.1",
+        ]
     assert len(store.read_table(current, "assignments")) == 440
     manifest = store.manifest(current)
     assert manifest["previous_generation"] != current

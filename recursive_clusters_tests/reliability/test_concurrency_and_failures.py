@@ -11,6 +11,7 @@ from dagster import DagsterInstance
 from recursive_clusters.assets import levels
 from recursive_clusters.assets.common import GENERATION_TAG
 from recursive_clusters.core.settings import parse_settings
+from recursive_clusters.core.tree import parse_partition_key
 from recursive_clusters.definitions import build_definitions
 from recursive_clusters.growth import plan_growth
 from recursive_clusters.jobs import GROW_TREE_JOB, PUBLISH_TREE_JOB, level_job_name
@@ -24,6 +25,7 @@ RUN_ONE_PARTITION = """
 import sys, yaml
 from dagster import DagsterInstance
 from recursive_clusters.core.settings import parse_settings
+from recursive_clusters.core.tree import parse_partition_key
 from recursive_clusters.definitions import build_definitions
 from recursive_clusters.resources import TreeStorage
 settings_path, storage_dir, key, generation = sys.argv[1:5]
@@ -62,6 +64,10 @@ def rooted_tree(dagster_home, tmp_path):
     return defs, storage, generation, settings_path, table, list(keys)
 
 
+def _paths(keys: list[str]) -> list[str]:
+    return [parse_partition_key(key)[1] for key in keys]
+
+
 def _publish(defs, generation) -> bool:
     with DagsterInstance.get() as instance:
         job = defs.resolve_job_def(PUBLISH_TREE_JOB)
@@ -92,8 +98,8 @@ def test_four_sibling_partitions_in_parallel_processes(rooted_tree):
     assignments = store.read_table(generation, "assignments")
     assert len(assignments) == len(table)
     assert sorted(assignments["user_id"]) == sorted(table["user_id"])
-    assert set(assignments["level_1"].dropna()) >= set(keys)
-    assert set(store.node_records(generation)) == {"root", *(f"root.{key}" for key in keys)}
+    assert {f"root.{label}" for label in assignments["level_1"].dropna()} >= set(_paths(keys))
+    assert set(store.node_records(generation)) == {"root", *_paths(keys)}
     assert not list(store.tree_dir(generation).rglob("*.tmp"))
 
 
@@ -110,7 +116,7 @@ def test_a_failing_node_leaves_the_others_intact_and_a_relaunch_completes(rooted
     job = defs.resolve_job_def(level_job_name(2))
     tags = {
         GENERATION_TAG: generation,
-        "dagster/asset_partition_range_start": "0",
+        "dagster/asset_partition_range_start": keys[0],
         "dagster/asset_partition_range_end": keys[-1],
     }
     with DagsterInstance.get() as instance:
@@ -118,7 +124,7 @@ def test_a_failing_node_leaves_the_others_intact_and_a_relaunch_completes(rooted
     assert not failed.success
     store = storage.store()
     embedded = {p.parent.name for p in store.tree_dir(generation).glob("nodes/*/embedding.parquet")}
-    assert embedded == {"root", *(f"root.{key}" for key in keys if key != "2")}
+    assert embedded == {"root", *(path for path in _paths(keys) if path != "root.2")}
     assert not list(store.tree_dir(generation).rglob("*.tmp"))
     assert not _publish(defs, generation)  # incomplete trees are never published
     assert store.current() is None

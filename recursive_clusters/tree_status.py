@@ -1,0 +1,95 @@
+"""A tree that cannot be grown or published says so where users look.
+
+Growth happens in sensor ticks and many runs; a failure in any of them would otherwise show
+only on one run's page or in the sensor's tick history, while the tree stays "building" for
+good. Here the tree's manifest is marked failed (so ``status``, the CLI and the next publish
+see it) and the ``tree_complete`` check of ``cluster_tree`` fails in the UI's Checks tab,
+naming the tree, the node and the error. The previous tree stays current.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckSeverity,
+    DagsterInstance,
+    DefaultSensorStatus,
+    MetadataValue,
+    RunFailureSensorContext,
+    SensorDefinition,
+    run_failure_sensor,
+)
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
+from dagster._core.storage.tags import WILL_RETRY_TAG
+
+from recursive_clusters.assets.common import GENERATION_TAG
+from recursive_clusters.assets.tree import TREE_ASSET, TREE_COMPLETE_CHECK
+from recursive_clusters.resources import TreeStorage
+from recursive_clusters.storage import StorageError, TreeStore
+
+
+def report_tree_failure(
+    instance: DagsterInstance, store: TreeStore, generation: str, reason: str
+) -> None:
+    """Mark tree ``generation`` failed and fail the ``tree_complete`` check with ``reason``."""
+    with contextlib.suppress(StorageError):  # files gone: the check still says what happened
+        store.mark_failed(generation, reason)
+    current = store.current()
+    instance.report_runless_asset_event(
+        AssetCheckEvaluation(
+            asset_key=TREE_ASSET,
+            check_name=TREE_COMPLETE_CHECK,
+            passed=False,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "generation": generation,
+                "error": MetadataValue.text(reason),
+                "current_tree": current or "none",
+                "what_now": MetadataValue.text(
+                    f"Tree {generation} will not be published; "
+                    + (f"tree {current} stays current." if current else "no tree is current.")
+                    + " Fix the cause and launch grow_tree again."
+                ),
+            },
+        )
+    )
+
+
+def _failure_reason(context: RunFailureSensorContext) -> str:
+    """The failed steps' errors (they name the failed nodes), else the run's own message."""
+    steps = [
+        f"{event.step_key}: {event.event_specific_data.error.message.strip()}"
+        for event in context.get_step_failure_events()
+        if event.event_specific_data and event.event_specific_data.error
+    ]
+    job = context.dagster_run.job_name
+    details = "; ".join(steps) or context.failure_event.message or "the run failed"
+    return f"run {context.dagster_run.run_id[:8]} ({job}) failed: {details}"
+
+
+def build_tree_failure_sensor(jobs: Sequence[UnresolvedAssetJobDefinition]) -> SensorDefinition:
+    """Watches the tree's jobs; a failed run (that will not be retried) fails its tree."""
+
+    @run_failure_sensor(
+        name="tree_failure_sensor",
+        monitored_jobs=list(jobs),
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=5,
+        description="Marks a tree failed, and fails the tree_complete check of cluster_tree "
+        "naming the node and error, when one of its runs fails.",
+    )
+    def tree_failure_sensor(context: RunFailureSensorContext, tree_storage: TreeStorage) -> None:
+        run = context.dagster_run
+        generation = run.tags.get(GENERATION_TAG)
+        if not generation or run.tags.get(WILL_RETRY_TAG) == "true":
+            return  # no tree was started yet (the failed run says why), or it will be retried
+        report_tree_failure(
+            context.instance, tree_storage.store(), generation, _failure_reason(context)
+        )
+
+    return tree_failure_sensor
