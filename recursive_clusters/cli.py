@@ -33,7 +33,7 @@ def _settings_for_run(args: argparse.Namespace):
     given = {key: value for key, value in overrides.items() if value is not None}
     if given:
         data["input"] = {**(data.get("input") or {}), **given}
-    if getattr(args, "max_depth", None):
+    if getattr(args, "max_depth", None) is not None:  # 0 too: refused by the same validation
         data["recursion"] = {**(data.get("recursion") or {}), "max_depth": args.max_depth}
     return parse_settings(data, source="settings")
 
@@ -75,23 +75,37 @@ def _run_tree(args: argparse.Namespace) -> int:
         f"               (or: DAGSTER_HOME={home} RECURSIVE_CLUSTERS_CONFIG={settings_file} "
         "dagster dev -w workspace.yaml)"
     )
-    scaling = json.loads(store.read_text(generation, "features_report.json"))
+    prepared = json.loads(store.read_text(generation, "features_report.json"))
+    for line in feature_lines(prepared):
+        print(line)
     root = store.node_record(generation, "root") or {}
-    print(f"Features: {scaling['n_features']} columns, {scaling['standardize_reason']}.")
     print(f"Root: {root.get('reason', 'not clustered')}")
     return 0
+
+
+def feature_lines(report: dict) -> list[str]:
+    """What was clustered on, and what was left out or converted, with why."""
+    lines = [f"Features: {report['n_features']} columns, {report['standardize_reason']}."]
+    for title, key in (("skipped", "skipped_columns"), ("converted", "converted_columns")):
+        named = report.get(key) or {}
+        if named:
+            shown = ", ".join(f"{column!r} ({why})" for column, why in named.items())
+            lines.append(f"  {title}: {shown}")
+    dropped = report.get("dropped_constant_columns") or []
+    if dropped:
+        lines.append(f"  skipped as constant: {', '.join(map(repr, dropped))}")
+    return lines
 
 
 def _export(args: argparse.Namespace) -> int:
     from recursive_clusters.resources import TreeStorage
     from recursive_clusters.runner import ensure_dagster_home
+    from recursive_clusters.storage import output_directory
 
     ensure_dagster_home(DEFAULT_HOME)
     store = TreeStorage().store()
     generation = store.require_current()
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    target = output / "assignments.parquet"
+    target = output_directory(args.output, "--output") / "assignments.parquet"
     shutil.copyfile(store.table_path(generation, "assignments"), target)
     print(f"Wrote {target} (tree {generation})")
     return 0
@@ -102,12 +116,13 @@ def _predict(args: argparse.Namespace) -> int:
     from recursive_clusters.resources import TreeStorage
     from recursive_clusters.runner import ensure_dagster_home
     from recursive_clusters.scoring import score_file
-    from recursive_clusters.storage import write_parquet
+    from recursive_clusters.storage import output_file, write_parquet
 
     ensure_dagster_home(DEFAULT_HOME)
     store = TreeStorage().store()
+    target = output_file(args.output, "--output", inputs=[args.input])
     scores = score_file(store, InputSettings(path=args.input, table=args.table))
-    write_parquet(Path(args.output), scores)
+    write_parquet(target, scores)
     confident = scores["confident"].mean() if len(scores) else 0.0
     print(f"Scored {len(scores)} rows ({confident:.1%} confident to a leaf) -> {args.output}")
     return 0
@@ -213,15 +228,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; any failure ends with one line naming the problem, last, and the full
+    traces in a log file whose path is printed just before it."""
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
     except Exception as exc:
         cause = _user_error(exc)
+        log = _write_trace_log()
+        if log is not None:
+            print(f"details: {log}", file=sys.stderr)
         if cause is None:
-            raise
-        print(f"error: {cause}", file=sys.stderr)
+            print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        print(f"error: {_first_line(cause)}", file=sys.stderr)
         return 2
+
+
+def _first_line(exc: BaseException) -> str:
+    """A Dagster ``Failure`` keeps its text in ``description``; others in ``str``."""
+    text = getattr(exc, "description", None) or str(exc)
+    return " ".join(text.split())
+
+
+def _write_trace_log() -> Path | None:
+    """The current exception's traceback, in ``$DAGSTER_HOME/logs`` (else the temp dir)."""
+    import tempfile
+    import time
+    import traceback
+
+    name = f"recursive-clusters-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_HOME)
+    for directory in (home / "logs", Path(tempfile.gettempdir())):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            target = directory / name
+            target.write_text(traceback.format_exc())
+            return target.resolve()
+        except OSError:
+            continue
+    return None
 
 
 def _user_error(exc: BaseException) -> BaseException | None:

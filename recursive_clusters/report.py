@@ -26,12 +26,13 @@ from matplotlib.colors import to_hex
 from plotly.offline import get_plotlyjs
 
 from recursive_clusters.core.acceptance import jaccard_band
+from recursive_clusters.core.atomic import atomic_path
 from recursive_clusters.core.clustering import NOISE
 from recursive_clusters.core.data import FeaturePreprocessor
 from recursive_clusters.core.plots import _child_colour
 from recursive_clusters.core.settings import Settings, parse_settings
 from recursive_clusters.core.tree import NOISE_NAME, ROOT
-from recursive_clusters.storage import TreeStore, atomic_path
+from recursive_clusters.storage import TreeStore
 
 REPORT_NAME = "report.html"
 # Points drawn per interactive map: enough to see every cluster, small enough to stay light.
@@ -122,6 +123,7 @@ class _Entry:
     kind: str  # "split", "leaf" or "noise"
     outcome: str
     record: dict | None
+    from_noise: int | None = None  # rows HDBSCAN called noise that this child was given
 
 
 @dataclass(frozen=True)
@@ -163,13 +165,17 @@ def _walk(records: dict[str, dict], settings: Settings) -> list[_Entry]:
     def visit(path: str, rows: int, parent: dict | None, depth: int) -> None:
         record = records.get(path)
         parent_rows = parent["n_rows"] if parent else None
+        received = None
+        if parent:
+            by_child = parent.get("noise_assigned_by_child") or {}
+            received = int(by_child.get(path.rsplit(".", 1)[1], 0))
         if record is None:
             outcome = _child_outcome(path, rows, parent, settings) if parent else "not clustered"
-            entries.append(_Entry(path, depth, rows, parent_rows, "leaf", outcome, None))
+            entries.append(_Entry(path, depth, rows, parent_rows, "leaf", outcome, None, received))
             return
         kind = "split" if record["split_accepted"] else "leaf"
         outcome = record["reason"] if kind == "split" else f"leaf: {record['reason']}"
-        entries.append(_Entry(path, depth, rows, parent_rows, kind, outcome, record))
+        entries.append(_Entry(path, depth, rows, parent_rows, kind, outcome, record, received))
         if kind == "leaf":
             return
         sizes = {int(k): int(v) for k, v in record["child_sizes"].items()}
@@ -213,11 +219,14 @@ def _load(store: TreeStore, generation: str) -> _Tree:
         if len(profile) == len(ids)
         else [],
         n_features=features.shape[1],
-        standardized=FeaturePreprocessor.from_json(
-            store.read_text(generation, "preprocessor.json")
-        ).means
-        is not None,
+        standardized=_standardized(store, generation),
     )
+
+
+def _standardized(store: TreeStore, generation: str) -> bool:
+    """Whether the tree's features were scaled (``input.standardize`` may have said auto)."""
+    source = store.tree_dir(generation) / "preprocessor.json"
+    return source.is_file() and FeaturePreprocessor.from_json(source.read_text()).means is not None
 
 
 # -- images and maps ---------------------------------------------------------------------------
@@ -403,7 +412,11 @@ largest; <code>root.3.1</code> is child 1 of child 3 of the root. A child big en
 <li><b>Leaf</b>: where a row ends. A child that was not zoomed into (too small, or the depth
 limit), or a node whose clustering found no split (no cluster or a single one).</li>
 <li><b>Noise</b>: rows of a split node that HDBSCAN put in no child (sparse or in-between
-points). They end at <code>&lt;node&gt;.noise</code> and are not explained further.</li>
+points). By default a noise row close to a cluster joins the child most of its 10 nearest
+clustered neighbours are in (<i>Rows from noise</i> counts them per child, so a child that
+swallows its neighbours' edges shows; <code>noise_assigned</code> and a <code>confidence</code>
+flag them in the assignments); rows far from every cluster end at
+<code>&lt;node&gt;.noise</code> and are not explained further.</li>
 <li><b>Stability</b>: each child's mean Jaccard similarity with its best match when the node
 is re-clustered on subsamples with new seeds. Bands (Hennig): below 0.6
 <span class="band dissolved">dissolved</span> (an artefact of one run), 0.6–0.75
@@ -438,12 +451,16 @@ def _tree_section(tree: _Tree) -> str:
             f"<td>{_count(entry.rows)}</td><td>{_share(entry.rows, tree.n_rows)}</td>"
             f"<td>{_share(entry.rows, entry.parent_rows) if entry.parent_rows else '–'}</td>"
             f"<td>{noise_share}</td>"
+            f"<td>{'–' if entry.from_noise is None else _count(entry.from_noise)}</td>"
             f'<td><span class="kind {entry.kind}">{entry.kind}</span> {_e(entry.outcome)}</td>'
             "</tr>"
         )
     header = "".join(
         f"<th>{h}</th>"
-        for h in ["Node", "Rows", "% of all", "% of parent", "Noise share", "Outcome"]
+        for h in [
+            *("Node", "Rows", "% of all", "% of parent", "Noise share"),
+            *("Rows from noise", "Outcome"),
+        ]
     )
     return (
         '<section id="tree"><h2>The cluster tree</h2>'

@@ -24,16 +24,20 @@ from dagster import (
 from recursive_clusters.assets.common import DRIVER_TAG, GENERATION_TAG
 from recursive_clusters.growth import latest_storage_id, plan_growth
 from recursive_clusters.jobs import GROW_TREE_JOB, PUBLISH_TREE_JOB, level_job_name
+from recursive_clusters.storage import StorageError
 from recursive_clusters.tree_status import report_tree_failure
 
 INSTANCE_TEMPLATE = "dagster_instance.yaml"
-# The event log keeps every event; the terminal only shows warnings and our progress lines.
-QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The event log keeps every event (the UI shows them); the terminal shows our progress lines
+# and, on failure, one line naming the problem (``cli.main``).
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def ensure_dagster_home(default: Path) -> Path:
     """Use ``$DAGSTER_HOME``, else ``default``; give it our ``dagster.yaml`` if it has none."""
     home = Path(os.environ.get("DAGSTER_HOME") or default).resolve()
+    if home.exists() and not home.is_dir():
+        raise StorageError(f"DAGSTER_HOME={home} is a file; it must name a directory")
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     config = home / "dagster.yaml"

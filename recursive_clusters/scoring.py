@@ -6,7 +6,7 @@ import dataclasses
 
 import pandas as pd
 
-from recursive_clusters.core.data import FeaturePreprocessor, load_table
+from recursive_clusters.core.data import FeaturePreprocessor, InputError, load_table
 from recursive_clusters.core.predict import predict_paths
 from recursive_clusters.core.settings import InputSettings, parse_settings
 from recursive_clusters.storage import TreeStore
@@ -31,11 +31,24 @@ def score_table(store: TreeStore, raw: pd.DataFrame, generation: str | None = No
         settings.explanation.confidence_threshold,
     )
     id_column = settings.input.id_column
-    ids = raw[id_column].to_numpy()[kept] if id_column in raw else kept.nonzero()[0]
-    result.insert(0, id_column or "row_id", ids)
+    if id_column is None:
+        result.insert(0, "row_id", kept.nonzero()[0])
+    else:
+        result.insert(0, id_column, raw[id_column].to_numpy()[kept])
     return result
 
 
 def score_file(store: TreeStore, source: InputSettings) -> pd.DataFrame:
-    """``score_table`` on a Parquet/CSV/DuckDB table read like the tree's own input."""
-    return score_table(store, load_table(source))
+    """``score_table`` on a Parquet/CSV/DuckDB table read like the tree's own input (ids as
+    the tree read them). A tree with an id column needs it in the new table too: the scores
+    are joined back by it, and row numbers in its place would join to the wrong rows."""
+    generation = store.require_current()
+    settings = parse_settings(store.manifest(generation)["settings"], source="tree manifest")
+    id_column = settings.input.id_column
+    raw = load_table(source.model_copy(update={"id_column": id_column}))
+    if id_column is not None and id_column not in raw.columns:
+        raise InputError(
+            f"{source.path}: no id column {id_column!r} (the tree's input.id_column); add it "
+            "so that the scores can be joined back to the rows"
+        )
+    return score_table(store, raw, generation)

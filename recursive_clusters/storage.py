@@ -25,16 +25,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from recursive_clusters.core.atomic import atomic_path
 from recursive_clusters.core.tree import validate_path
 
 _GENERATION_PATTERN = re.compile(r"^[0-9a-f]{8,40}$")
@@ -50,22 +49,6 @@ def validate_generation(generation: str) -> str:
     return generation
 
 
-@contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; it replaces ``target`` only on success."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
-    os.close(handle)
-    try:
-        yield Path(temporary)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
 def write_json(target: Path, payload: object) -> None:
     with atomic_path(target) as temporary:
         temporary.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
@@ -74,6 +57,33 @@ def write_json(target: Path, payload: object) -> None:
 def write_parquet(target: Path, frame: pd.DataFrame) -> None:
     with atomic_path(target) as temporary:
         frame.to_parquet(temporary, index=False)
+
+
+def output_file(output: str | Path, parameter: str, inputs: Sequence[str | None] = ()) -> Path:
+    """The path a result may be written to: a file (not a directory) in an existing
+    directory, and never one of ``inputs``: a user's own data is not overwritten."""
+    target = Path(output).expanduser()
+    if target.is_dir():
+        raise StorageError(f"{parameter} {str(output)!r} is a directory; give a file path")
+    if not target.parent.is_dir():
+        raise StorageError(
+            f"{parameter} {str(output)!r}: the directory {str(target.parent)!r} does not exist"
+        )
+    local = [source for source in inputs if source and "://" not in source]
+    if target.exists() and any(Path(s).exists() and os.path.samefile(target, s) for s in local):
+        raise StorageError(
+            f"{parameter} {str(output)!r} is the input file: write the result elsewhere"
+        )
+    return target
+
+
+def output_directory(output: str | Path, parameter: str) -> Path:
+    """A directory results may be written into, made if missing."""
+    target = Path(output).expanduser()
+    if target.exists() and not target.is_dir():
+        raise StorageError(f"{parameter} {str(output)!r} is a file; give a directory")
+    target.mkdir(parents=True, exist_ok=True)
+    return target
 
 
 def read_json(source: Path) -> dict:
@@ -92,6 +102,11 @@ class TreeStore:
 
     def __init__(self, base_dir: str | Path) -> None:
         self.base_dir = Path(base_dir)
+        if self.base_dir.exists() and not self.base_dir.is_dir():
+            raise StorageError(
+                f"Tree storage {self.base_dir} ($RECURSIVE_CLUSTERS_STORAGE or "
+                "$DAGSTER_HOME/recursive_clusters) is a file; it must name a directory"
+            )
 
     # -- generations -------------------------------------------------------------------
     def tree_dir(self, generation: str) -> Path:

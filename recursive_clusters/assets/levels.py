@@ -157,6 +157,8 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
                 "children": record["n_children"],
                 "noise_fraction": record["noise_fraction"],
                 "noise_assigned": record["noise_assigned"],
+                "noise_assigned_by_child": MetadataValue.json(record["noise_assigned_by_child"]),
+                "granularity": record["acceptance"].get("granularity", 1.0),
                 "split_accepted": record["split_accepted"],
                 "reason": record["reason"],
                 "zoom_into": ", ".join(record["zoom_into"]) or "none",

@@ -1,14 +1,12 @@
 """Scheduled scoring: a new table assigned to the current tree's leaves by the routers."""
 
-from pathlib import Path
-
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
 from recursive_clusters.core.settings import InputSettings
 from recursive_clusters.resources import TreeStorage
 from recursive_clusters.scoring import score_file
-from recursive_clusters.storage import write_parquet
+from recursive_clusters.storage import output_file, write_parquet
 
 
 class ScoringConfig(Config):
@@ -31,16 +29,20 @@ def scored_rows(
 ) -> MaterializeResult:
     store = tree_storage.store()
     generation = store.require_current()
+    target = output_file(
+        config.output or store.tree_dir(generation) / "scored_rows.parquet",
+        "output",
+        inputs=[config.path],
+    )
     scores = score_file(store, InputSettings(path=config.path, table=config.table))
-    target = config.output or str(store.tree_dir(generation) / "scored_rows.parquet")
-    write_parquet(Path(target), scores)
+    write_parquet(target, scores)
     reached = scores["path"].value_counts().rename_axis("path").reset_index(name="rows")
     return MaterializeResult(
         metadata={
             "generation": generation,
             "rows": len(scores),
             "confident_share": float(scores["confident"].mean()) if len(scores) else 0.0,
-            "output": MetadataValue.path(target),
+            "output": MetadataValue.path(str(target)),
             "paths": MetadataValue.md(reached.to_markdown(index=False)),
         }
     )

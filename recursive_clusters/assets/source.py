@@ -95,6 +95,8 @@ def features(context: AssetExecutionContext, tree_storage: TreeStorage) -> Mater
     store.write_text(generation, "features_report.json", json.dumps(prepared.report, default=str))
     for key, value in prepared.report.items():
         context.log.info(f"{key}: {value}")
+    if prepared.report["skipped_columns"]:
+        context.log.warning(f"columns left out: {prepared.report['skipped_columns']}")
     return MaterializeResult(
         metadata={
             "generation": generation,
@@ -104,6 +106,11 @@ def features(context: AssetExecutionContext, tree_storage: TreeStorage) -> Mater
             "values_imputed": int(prepared.report["values_imputed"]),
             "dropped_constant_columns": ", ".join(prepared.report["dropped_constant_columns"])
             or "none",
+            "feature_columns": MetadataValue.md(
+                ", ".join(f"`{c}`" for c in prepared.features.columns)
+            ),
+            "skipped_columns": MetadataValue.json(prepared.report["skipped_columns"]),
+            "converted_columns": MetadataValue.json(prepared.report["converted_columns"]),
             "standardized": bool(prepared.report["standardized"]),
             "standardize_reason": str(prepared.report["standardize_reason"]),
         }

@@ -59,7 +59,11 @@ def build_tree_asset(max_depth: int):
         for path, record in records.items():
             labels = store.read_labels(generation, path)
             outcomes[path] = NodeOutcome(
-                labels["row"].to_numpy(), labels["label"].to_numpy(), record["split_accepted"]
+                labels["row"].to_numpy(),
+                labels["label"].to_numpy(),
+                record["split_accepted"],
+                labels["probability"].to_numpy(),
+                labels["noise_assigned"].to_numpy(),
             )
         ids = store.read_table(generation, "ids")
         table = assign_leaves(len(ids), outcomes, settings.recursion.max_depth)

@@ -128,28 +128,42 @@ def embed_and_cluster(
     return embedding, cluster_embedding(embedding, settings.clustering, seed)
 
 
+NOISE_VOTERS = 10  # clustered neighbours that vote on a noise row's child
+
+
 def assign_noise_to_nearest(
     embedding: np.ndarray, labels: np.ndarray, max_spacings: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Give noise rows the label of their nearest clustered row when it is close.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Give noise rows the child most of their nearest clustered rows belong to, when close.
 
-    "Close" is at most ``max_spacings`` times the median distance between a clustered row
-    and its nearest clustered neighbour, so the rule scales with each node's embedding.
-    Returns the new labels and a mask of the rows that were noise and got a child.
+    "Close": the nearest clustered row is at most ``max_spacings`` times the median distance
+    between a clustered row and its nearest clustered neighbour, so the rule scales with each
+    node's embedding and rows far from every cluster stay noise. A vote of the
+    ``NOISE_VOTERS`` nearest clustered rows, not the nearest centroid, so a big cluster does
+    not swallow the noise at the edges of its smaller neighbours. Returns the new labels, a
+    mask of the rows that were noise and got a child, and their vote share (the confidence of
+    the assignment; 0 elsewhere).
     """
     from sklearn.neighbors import NearestNeighbors
 
     labels = np.asarray(labels)
     clustered = labels != NOISE
     assigned = np.zeros(len(labels), dtype=bool)
+    share = np.zeros(len(labels))
     if clustered.sum() < 2 or clustered.all():
-        return labels.copy(), assigned
+        return labels.copy(), assigned, share
     neighbours = NearestNeighbors(n_neighbors=2).fit(embedding[clustered])
     spacing = float(np.median(neighbours.kneighbors(embedding[clustered])[0][:, 1]))
     noise_rows = np.flatnonzero(~clustered)
-    distance, nearest = neighbours.kneighbors(embedding[noise_rows], n_neighbors=1)
+    voters = min(NOISE_VOTERS, int(clustered.sum()))
+    distance, nearest = neighbours.kneighbors(embedding[noise_rows], n_neighbors=voters)
+    votes = labels[clustered][nearest]  # (noise rows, voters)
+    found = np.unique(labels[clustered])
+    counts = (votes[:, :, None] == found[None, None, :]).sum(axis=1)
+    winner = found[counts.argmax(axis=1)]
     close = distance[:, 0] <= max_spacings * spacing
     new_labels = labels.copy()
-    new_labels[noise_rows[close]] = labels[clustered][nearest[close, 0]]
+    new_labels[noise_rows[close]] = winner[close]
     assigned[noise_rows[close]] = True
-    return new_labels, assigned
+    share[noise_rows[close]] = counts.max(axis=1)[close] / voters
+    return new_labels, assigned, share

@@ -8,6 +8,7 @@ column, row or setting at fault, because a clustering run that fails late on bad
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import hashlib
 import json
 from collections import Counter
@@ -70,10 +71,15 @@ def load_table(settings: InputSettings) -> pd.DataFrame:
         if reader == "parquet":
             return _read_parquet(path, is_url)
         if reader == "csv":
-            return _read_csv(path, is_url)
+            return _read_csv(path, is_url, settings.id_column)
         return _read_duckdb(path, settings.table)
     except InputError:
         raise
+    except ImportError as exc:  # a URL scheme whose optional filesystem package is missing
+        raise InputError(
+            f"Could not read {path!r}: it needs the optional package {exc.name or exc}; "
+            "install it in this environment or copy the file locally"
+        ) from exc
     except (OSError, ValueError, pa.ArrowException, duckdb.Error) as exc:
         raise InputError(f"Could not read input file {path!r}: {exc}") from exc
 
@@ -102,8 +108,13 @@ def _read_parquet(path: str, is_url: bool) -> pd.DataFrame:
     return frame.reset_index(drop=not has_named_index)
 
 
-def _read_csv(path: str, is_url: bool) -> pd.DataFrame:
-    """CSV via pandas, refusing duplicated header names that pandas would silently rename."""
+def _read_csv(path: str, is_url: bool, id_column: str | None = None) -> pd.DataFrame:
+    """CSV via pandas, refusing duplicated header names that pandas would silently rename.
+
+    The id column is read as text, so ids such as ``000123`` come back as written; it is
+    made integer only when every id is an integer written the canonical way (no leading
+    zeros or signs), which round-trips exactly.
+    """
 
     def read(**kwargs: object) -> pd.DataFrame:
         if not is_url:
@@ -118,7 +129,17 @@ def _read_csv(path: str, is_url: bool) -> pd.DataFrame:
         raise InputError(
             f"CSV file {path!r} has duplicated column names: {', '.join(map(repr, duplicated))}"
         )
-    return read()
+    if id_column is None or id_column not in set(header):
+        return read()
+    frame = read(dtype={id_column: str})
+    frame[id_column] = _canonical_ids(frame[id_column])
+    return frame
+
+
+def _canonical_ids(ids: pd.Series) -> pd.Series:
+    """Integer ids where the text is exactly an integer's (``123``), else the text itself."""
+    canonical = ids.str.fullmatch(r"0|-?[1-9][0-9]{0,17}", na=False)
+    return ids.astype("int64") if len(ids) and bool(canonical.all()) else ids
 
 
 def _read_duckdb(path: str, table: str | None) -> pd.DataFrame:
@@ -275,7 +296,8 @@ def prepare(raw: pd.DataFrame, settings: InputSettings) -> PreparedData:
     ids = _validated_ids(raw, settings.id_column)
     profile_columns = list(settings.profile_columns)
     _require_columns(raw, profile_columns, "input.profile_columns")
-    candidates = _feature_candidates(raw, settings, profile_columns)
+    candidates, skipped = _feature_candidates(raw, settings, profile_columns)
+    converted = {c: how for c in candidates if (how := numeric_column(raw[c])[1]) != "numeric"}
 
     values = _numeric_values(raw, candidates)
     columns, values, dropped = _drop_constant_columns(candidates, values, settings.non_finite)
@@ -306,6 +328,8 @@ def prepare(raw: pd.DataFrame, settings: InputSettings) -> PreparedData:
         "non_finite_by_column": _non_finite_counts(columns, values),
         "dropped_constant_columns": list(dropped),
         "n_features": len(columns),
+        "skipped_columns": skipped,
+        "converted_columns": converted,
         "standardized": standardize,
         "standardize_reason": scale_reason,
     }
@@ -381,20 +405,67 @@ def _is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)
 
 
+# Text that is unambiguously a number: plain (``-1.5e3``), or with comma thousands separators
+# in groups of three (``1,234,567.5``); a decimal comma (``1,5``) matches neither.
+_NUMBER_TEXT = r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?(?:[eE][+-]?\d+)?|[+-]?\.\d+"
+TEXT_NUMBERS = "numbers stored as text"
+DECIMALS = "DECIMAL values"
+
+
+def numeric_column(series: pd.Series) -> tuple[pd.Series | None, str]:
+    """The column as numbers and how they were read, or ``None`` and why it is not numeric.
+
+    Numeric dtypes are taken as they are; DECIMAL columns (Python ``Decimal`` objects from
+    DuckDB or Parquet) and text columns whose every value is a number (thousands separators
+    allowed) are converted, and the caller reports it: nothing is left out or changed
+    without a word.
+    """
+    if _is_numeric(series):
+        return series, "numeric"
+    if not pd.api.types.is_object_dtype(series.dtype) and not pd.api.types.is_string_dtype(
+        series.dtype
+    ):
+        return None, f"not numeric ({series.dtype})"
+    present = series.dropna()
+    if len(present) == 0:
+        return None, "empty"
+    if all(isinstance(value, decimal.Decimal) for value in present):
+        return series.map(
+            lambda v: float(v) if isinstance(v, decimal.Decimal) else np.nan
+        ), DECIMALS
+    if not all(isinstance(value, str) for value in present):
+        return None, "mixed values"
+    text = present.str.strip()
+    if not text.str.fullmatch(_NUMBER_TEXT).all():
+        return None, "text"
+    numbers = pd.to_numeric(series.str.strip().str.replace(",", "", regex=False))
+    with_separators = " with thousands separators" if text.str.contains(",").any() else ""
+    return numbers, TEXT_NUMBERS + with_separators
+
+
 def _feature_candidates(
     raw: pd.DataFrame, settings: InputSettings, profile_columns: list[str]
-) -> list[str]:
-    """The configured feature columns, or every numeric column but the id and the profile."""
+) -> tuple[list[str], dict[str, str]]:
+    """The configured feature columns, or every numeric column but the id and the profile;
+    and the columns left out, with why."""
     if not settings.feature_columns:
         excluded = {settings.id_column, *profile_columns}
-        columns = [c for c in raw.columns if c not in excluded and _is_numeric(raw[c])]
+        columns, skipped = [], {}
+        for column in raw.columns:
+            if column in excluded:
+                continue
+            numbers, how = numeric_column(raw[column])
+            if numbers is None:
+                skipped[column] = how
+            else:
+                columns.append(column)
         if not columns:
             raise InputError(
                 "No numeric feature columns found (input.feature_columns is empty, so every "
                 f"numeric column but the id and profile columns is used); columns: "
                 f"{_shown(list(raw.columns))}"
             )
-        return columns
+        return columns, skipped
     columns = list(settings.feature_columns)
     _require_columns(raw, columns, "input.feature_columns")
     if settings.id_column in columns:
@@ -406,7 +477,7 @@ def _feature_candidates(
         raise InputError(
             f"Columns {overlap} are in both input.feature_columns and input.profile_columns"
         )
-    return columns
+    return columns, {}
 
 
 def _numeric_values(raw: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -417,13 +488,31 @@ def _numeric_values(raw: pd.DataFrame, columns: list[str]) -> np.ndarray:
     duplicated = [c for c in columns if raw.columns.get_indexer_for([c]).size > 1]
     if duplicated:
         raise InputError(f"Feature columns appear more than once in the input table: {duplicated}")
-    not_numeric = [f"{c!r} ({raw[c].dtype})" for c in columns if not _is_numeric(raw[c])]
+    read = {column: numeric_column(raw[column]) for column in columns}
+    not_numeric = [f"{c!r} ({how})" for c, (numbers, how) in read.items() if numbers is None]
     if not_numeric:
         raise InputError(f"Feature columns are not numeric: {', '.join(not_numeric)}")
     values = np.empty((len(raw), len(columns)), dtype=np.float64)
     for position, column in enumerate(columns):
-        values[:, position] = raw[column].to_numpy(dtype=np.float64, na_value=np.nan)
+        values[:, position] = read[column][0].to_numpy(dtype=np.float64, na_value=np.nan)
+    _require_float32_range(raw, columns, values)
     return values
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _require_float32_range(raw: pd.DataFrame, columns: list[str], values: np.ndarray) -> None:
+    """Embedding, classifiers and routers compute in float32: a larger finite value would
+    become infinite there, far from where it came from. Name the first one."""
+    too_large = np.isfinite(values) & (np.abs(values) > FLOAT32_MAX)
+    if too_large.any():
+        row, position = np.argwhere(too_large)[0]
+        raise InputError(
+            f"Feature column {columns[position]!r} holds {values[row, position]:g} at row "
+            f"{raw.index[row]!r} (and {int(too_large.sum()) - 1} more values) beyond the "
+            f"float32 range (|x| <= {FLOAT32_MAX:.3g}): rescale the column (e.g. log) or drop it"
+        )
 
 
 def _finite_rows(values: np.ndarray) -> np.ndarray:

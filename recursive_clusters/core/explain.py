@@ -10,8 +10,6 @@ without re-running UMAP or HDBSCAN.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ import xgboost
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from recursive_clusters.core.atomic import atomic_path
 from recursive_clusters.core.clustering import NOISE
 from recursive_clusters.core.settings import ExplanationSettings
 
@@ -280,18 +279,9 @@ def explain_with_shap(
 
 
 def _replace_atomically(target: Path, write: Callable[[str], object]) -> None:
-    """Write through a temporary file in the same directory, then rename it over ``target``,
-    so a reader never sees a half-written model."""
-    handle, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".json"
-    )
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write a model through ``write(path)`` so that a reader never sees half of it."""
+    with atomic_path(target) as temporary:
+        write(str(temporary))
 
 
 def _json_safe(value: object) -> object:

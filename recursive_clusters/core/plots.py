@@ -8,8 +8,6 @@ written to a temporary file and renamed, so a reader never sees a half-written P
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from recursive_clusters.core.atomic import atomic_path
 from recursive_clusters.core.clustering import NOISE
 
 FIGSIZE = (4.0, 3.0)
@@ -27,17 +26,9 @@ DPI = 90
 def _save(figure: Figure, path: Path) -> Path:
     """Render the figure with Agg to ``path`` atomically."""
     FigureCanvasAgg(figure)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=DPI)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def _child_colour(child: int, n_children: int) -> tuple[float, float, float, float]:

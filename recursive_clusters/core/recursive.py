@@ -45,6 +45,14 @@ class NodeResult:
     noise_assigned: np.ndarray | None = None  # rows HDBSCAN called noise, given a child after
     seconds: dict[str, float] = field(default_factory=dict)  # time per step, for benchmarks
 
+    def _noise_assigned_by_child(self) -> dict[str, int]:
+        """Rows each child received from the noise: a child that received far more than its
+        share is swallowing its neighbours' edges (reported per leaf, never hidden)."""
+        if self.noise_assigned is None or not self.noise_assigned.any():
+            return {}
+        received = self.clustering.labels[self.noise_assigned]
+        return {str(k): int(np.sum(received == k)) for k in range(self.clustering.n_children)}
+
     def summary(self) -> dict[str, object]:
         """The node's record: stored as JSON, shown as Dagster metadata, read by the sensor."""
         return {
@@ -58,6 +66,7 @@ class NodeResult:
             "noise_assigned": int(self.noise_assigned.sum())
             if self.noise_assigned is not None
             else 0,
+            "noise_assigned_by_child": self._noise_assigned_by_child(),
             "persistence": [round(float(p), 6) for p in self.clustering.persistence],
             "split_accepted": self.decision.accepted,
             "reason": self.decision.reason,
@@ -100,25 +109,34 @@ def finish_node(
 ) -> NodeResult:
     """Cluster an already computed embedding and decide the split (the second asset step).
 
-    Given the node's ``matrix`` and with ``acceptance.enabled``, the split is tested first
-    (``assess_split``); without it, any clustering with two or more children splits.
+    Given the node's ``matrix`` and with ``acceptance.enabled``, the node is clustered at each
+    of ``acceptance.granularities`` and ``assess_split`` chooses and tests one; without it,
+    any clustering with two or more children splits.
     """
     started = time.perf_counter()
     seed = node_seed(settings.random_state, path)
-    clustering = cluster_embedding(embedding, settings.clustering, seed)
+    tested = matrix is not None and settings.acceptance.enabled
+    granularities = settings.acceptance.granularities if tested else [1.0]
+    candidates = [
+        cluster_embedding(embedding, settings.clustering.at_granularity(factor), seed)
+        for factor in granularities
+    ]
+    clustering = candidates[0]
     seconds = {"cluster": time.perf_counter() - started}
     evidence = None
-    if matrix is not None and settings.acceptance.enabled:
+    if tested:
         started = time.perf_counter()
-        evidence = assess_split(matrix, embedding, clustering, settings, seed)
+        evidence = assess_split(matrix, embedding, candidates, settings, seed)
+        clustering = candidates[evidence.choice]
         seconds["accept"] = time.perf_counter() - started
     decision = decide_split(clustering, path_level(path), settings, evidence)
     noise_assigned = np.zeros(len(rows), dtype=bool)
     if decision.accepted and settings.clustering.noise_policy == "assign_nearest":
-        labels, noise_assigned = assign_noise_to_nearest(
+        labels, noise_assigned, share = assign_noise_to_nearest(
             embedding, clustering.labels, settings.clustering.noise_assign_distance
         )
-        clustering = replace(clustering, labels=labels)
+        probabilities = np.where(noise_assigned, share, clustering.probabilities)
+        clustering = replace(clustering, labels=labels, probabilities=probabilities)
     return NodeResult(
         path, rows, embedding, clustering, decision, evidence, noise_assigned, seconds
     )
@@ -160,7 +178,13 @@ class RecursiveClusterer:
         }
         self.tree_ = pd.DataFrame([node.summary() for node in nodes.values()])
         outcomes = {
-            path: NodeOutcome(node.rows, node.clustering.labels, node.decision.accepted)
+            path: NodeOutcome(
+                node.rows,
+                node.clustering.labels,
+                node.decision.accepted,
+                node.clustering.probabilities,
+                node.noise_assigned,
+            )
             for path, node in nodes.items()
         }
         self.assignments_ = assign_leaves(len(matrix), outcomes, settings.recursion.max_depth)

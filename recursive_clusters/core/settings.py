@@ -89,6 +89,9 @@ class EmbeddingSettings(_Strict):
     )
 
 
+MAX_CLUSTER_SHARE = 0.45  # the coarsest share a granularity asks of a cluster: two can fit
+
+
 class ClusteringSettings(_Strict):
     """HDBSCAN parameters, sized relative to each node so one setting works at every level."""
 
@@ -107,13 +110,15 @@ class ClusteringSettings(_Strict):
         "eom", description="HDBSCAN flat-cluster selection: 'eom' (stable) or 'leaf' (fine)."
     )
     noise_policy: Literal["keep", "assign_nearest"] = Field(
-        "keep",
-        description="Noise rows of a split node: 'keep' them as noise, or 'assign_nearest': "
-        "give a noise row the child of its nearest clustered neighbour in the node's "
-        "embedding when it is within noise_assign_distance typical spacings (counted apart).",
+        "assign_nearest",
+        description="Noise rows of a split node: 'assign_nearest' (default) gives a noise row "
+        "the child most of its 10 nearest clustered neighbours in the node's embedding belong "
+        "to, when the nearest is within noise_assign_distance typical spacings; farther rows "
+        "stay noise. Reassigned rows keep the flag noise_assigned and their vote share as "
+        "confidence, and each child's count is reported. 'keep': every noise row stays noise.",
     )
     noise_assign_distance: float = Field(
-        3.0,
+        10.0,
         gt=0,
         description="With assign_nearest: how far a noise row may be from its nearest clustered "
         "row, in multiples of the median nearest-neighbour distance inside clusters.",
@@ -133,6 +138,15 @@ class ClusteringSettings(_Strict):
         description="HDBSCAN implementation: 'hdbscan', 'fast_hdbscan' (faster on large "
         "nodes; `pip install fast-hdbscan`) or 'cuml' (RAPIDS cuML on an NVIDIA GPU).",
     )
+
+    def at_granularity(self, factor: float) -> ClusteringSettings:
+        """The same settings with the minimum cluster size ``factor`` times coarser."""
+        if factor == 1:
+            return self
+        coarser = self.min_cluster_size * factor
+        if self.min_cluster_size < 1:  # stays a share of the node (>= 1 would mean rows)
+            coarser = min(coarser, MAX_CLUSTER_SHARE)
+        return self.model_copy(update={"min_cluster_size": coarser})
 
     def resolve_min_cluster_size(self, n_rows: int) -> int:
         """The absolute minimum cluster size for a node of ``n_rows`` rows."""
@@ -171,6 +185,14 @@ class AcceptanceSettings(_Strict):
         description="Test every split before accepting it. Off: any clustering with two or "
         "more children splits, at no extra cost.",
     )
+    granularities: list[float] = Field(
+        [1.0, 2.5, 5.0],
+        min_length=1,
+        description="Multiples of clustering.min_cluster_size at which each node is clustered, "
+        "finest first; the node keeps the finest whose children are reproducible (HDBSCAN "
+        "may cut a real coarse split into unstable fragments at the finest), and is a leaf "
+        "only when none is. [1.0]: one granularity.",
+    )
     stability_runs: int = Field(
         2,
         ge=1,
@@ -202,7 +224,7 @@ class AcceptanceSettings(_Strict):
         "planted clusters and sub-clusters >= 0.85.",
     )
     min_persistence_gain: float = Field(
-        0.1,
+        0.03,
         ge=0.0,
         le=1.0,
         description="How far the children's size-weighted HDBSCAN persistence must exceed the "
@@ -294,7 +316,11 @@ def read_settings_file(path: str | Path | None) -> dict:
     if not path.is_file():
         raise SettingsError(f"Settings file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SettingsError(
+            f"Settings file {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        ) from None
     except yaml.YAMLError as exc:
         raise SettingsError(f"Settings file {path} is not valid YAML: {exc}") from None
     if data is not None and not isinstance(data, dict):

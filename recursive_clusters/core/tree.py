@@ -130,10 +130,14 @@ class NodeOutcome:
     rows: np.ndarray  # row numbers (into the prepared table) of the node's rows
     labels: np.ndarray  # child label per row, NOISE for noise
     accepted: bool
+    confidence: np.ndarray | None = None  # per row: HDBSCAN membership, or the noise vote
+    noise_assigned: np.ndarray | None = None  # per row: HDBSCAN noise given a child after
 
 
 def assign_leaves(n_rows: int, nodes: Mapping[str, NodeOutcome], max_depth: int) -> pd.DataFrame:
-    """One row per input row: its leaf path, whether it is noise, and its label per level.
+    """One row per input row: its leaf path, whether it is noise, its label per level, its
+    confidence (the weakest membership on its path) and whether HDBSCAN called it noise at
+    some level before it was given a child (``noise_assigned``).
 
     Noise rows of a split node end at ``<node>.noise``; rows of a node whose split was
     rejected end at the node itself.
@@ -141,6 +145,8 @@ def assign_leaves(n_rows: int, nodes: Mapping[str, NodeOutcome], max_depth: int)
     leaf = np.full(n_rows, ROOT, dtype=object)
     levels = np.full((n_rows, max_depth), None, dtype=object)
     is_noise = np.zeros(n_rows, dtype=bool)
+    confidence = np.ones(n_rows)
+    noise_assigned = np.zeros(n_rows, dtype=bool)
     pending = [ROOT] if ROOT in nodes else []
     while pending:
         path = pending.pop()
@@ -148,12 +154,17 @@ def assign_leaves(n_rows: int, nodes: Mapping[str, NodeOutcome], max_depth: int)
         if not node.accepted:
             continue
         depth = path_level(path)
+        if node.confidence is not None:
+            confidence[node.rows] = np.minimum(confidence[node.rows], node.confidence)
+        if node.noise_assigned is not None:
+            noise_assigned[node.rows] |= np.asarray(node.noise_assigned, dtype=bool)
         for label in np.unique(node.labels):
             rows = node.rows[node.labels == label]
             if label == NOISE:
                 leaf[rows] = f"{path}.{NOISE_NAME}"
                 levels[rows, depth - 1] = NOISE_NAME
                 is_noise[rows] = True
+                confidence[rows] = 0.0
                 continue
             child = child_path(path, label)
             leaf[rows] = child
@@ -163,6 +174,8 @@ def assign_leaves(n_rows: int, nodes: Mapping[str, NodeOutcome], max_depth: int)
     table = pd.DataFrame({"row": np.arange(n_rows), "leaf_path": leaf, "is_noise": is_noise})
     for depth in range(max_depth):
         table[f"level_{depth + 1}"] = pd.Series(levels[:, depth], dtype=object)
+    table["confidence"] = np.round(confidence, 4)
+    table["noise_assigned"] = noise_assigned
     return table
 
 

@@ -179,7 +179,7 @@ def test_missing_id_becomes_row_number(frame) -> None:
 def test_feature_column_errors(frame) -> None:
     with pytest.raises(InputError, match=r"\['nope', 'gone'\].*input.feature_columns"):
         prepare(frame, _settings(feature_columns=["x", "nope", "gone"]))
-    with pytest.raises(InputError, match=r"'label' \((object|str)\)"):
+    with pytest.raises(InputError, match=r"'label' \(text\)"):
         prepare(frame, InputSettings(id_column="id", feature_columns=["x", "label"]))
     with pytest.raises(InputError, match=r"'id'.*input.feature_columns"):
         prepare(frame, InputSettings(id_column="id", feature_columns=["x", "id"]))
@@ -284,7 +284,7 @@ def test_transform_validates_columns(frame) -> None:
     preprocessor = prepare(frame, _settings()).preprocessor
     with pytest.raises(InputError, match=r"\['x', 'flag'\]"):
         preprocessor.transform(frame.drop(columns=["x", "flag"]))
-    with pytest.raises(InputError, match=r"'y' \((object|str)\)"):
+    with pytest.raises(InputError, match=r"'y' \(text\)"):
         preprocessor.transform(frame.assign(y="text"))
     with pytest.raises(InputError, match=r"'x'.*row position 2"):
         preprocessor.transform(frame.assign(x=[1.0, 2.0, np.nan, 4.0, 5.0]))
@@ -358,3 +358,27 @@ def test_standardize_auto_scales_mixed_units_and_keeps_one_shared_scale() -> Non
 
     forced = prepare(pixels, InputSettings(standardize=True))
     assert forced.report["standardized"] is True
+
+
+def test_numbers_as_text_and_decimals_are_used_and_reported_not_dropped() -> None:
+    from decimal import Decimal
+
+    frame = pd.DataFrame(
+        {
+            "streams": ["1,234,567", "2,000", "999", "12,345.5"],
+            "price": [Decimal("1.50"), Decimal("2.25"), None, Decimal("4.00")],
+            "plain_text_number": ["1.5", "-2", "3e2", ".5"],
+            "decimal_comma": ["1,5", "2,25", "3,0", "4,75"],  # ambiguous: not taken
+            "key": ["B", "C#", "A", "B"],
+            "x": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    prepared = prepare(frame, InputSettings(non_finite="impute"))
+    assert list(prepared.features.columns) == ["streams", "price", "plain_text_number", "x"]
+    assert prepared.features["streams"].tolist() == [1234567.0, 2000.0, 999.0, 12345.5]
+    assert prepared.report["skipped_columns"] == {"decimal_comma": "text", "key": "text"}
+    assert prepared.report["converted_columns"] == {
+        "streams": "numbers stored as text with thousands separators",
+        "price": "DECIMAL values",
+        "plain_text_number": "numbers stored as text",
+    }

@@ -141,6 +141,7 @@ def test_leaves_noise_and_levels_are_assigned():
         "root.0": NodeOutcome(np.array([0, 1, 2]), np.array([0, 1, -1]), True),
     }
     table = assign_leaves(6, nodes, max_depth=2)
+    assert table["confidence"].tolist() == [1.0, 1.0, 0.0, 1.0, 1.0, 0.0]  # noise: 0
     assert table["leaf_path"].tolist() == [
         "root.0.0", "root.0.1", "root.0.noise", "root.1", "root.1", "root.noise",
     ]  # fmt: skip
@@ -232,7 +233,21 @@ def test_noise_close_to_a_cluster_joins_it_and_far_noise_stays():
     embedding = np.vstack([rng.normal(0, 0.1, (50, 2)), rng.normal(5, 0.1, (50, 2))])
     embedding = np.vstack([embedding, [[0.05, 0.05], [2.5, 2.5]]])
     labels = np.array([0] * 50 + [1] * 50 + [NOISE, NOISE])
-    new, assigned = assign_noise_to_nearest(embedding, labels, max_spacings=3.0)
-    assert new[100] == 0 and assigned[100]
-    assert new[101] == NOISE and not assigned[101]
+    new, assigned, share = assign_noise_to_nearest(embedding, labels, max_spacings=3.0)
+    assert new[100] == 0 and assigned[100] and share[100] == 1.0
+    assert new[101] == NOISE and not assigned[101] and share[101] == 0.0
     assert (new[:100] == labels[:100]).all() and assigned.sum() == 1
+
+
+def test_noise_goes_to_the_child_most_of_its_neighbours_are_in_not_the_biggest():
+    """A vote of the nearest clustered rows: noise at the edge of a small cluster beside a
+    big one joins the small one (nearest-centroid reassignment would inflate the big one)."""
+    rng = np.random.default_rng(1)
+    big = rng.normal(0, 1.0, (500, 2))
+    small = rng.normal([3.2, 0], 0.15, (40, 2))
+    edge = rng.normal([3.0, 0], 0.05, (5, 2))
+    embedding = np.vstack([big, small, edge])
+    labels = np.array([0] * 500 + [1] * 40 + [NOISE] * 5)
+    new, assigned, share = assign_noise_to_nearest(embedding, labels, max_spacings=5.0)
+    assert assigned[-5:].all() and (new[-5:] == 1).all()
+    assert (share[-5:] > 0.5).all()

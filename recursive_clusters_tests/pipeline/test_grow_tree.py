@@ -36,7 +36,12 @@ def test_every_node_is_a_partition_and_every_row_is_assigned(
     source = pd.read_csv(planted_csv)
     assert len(assignments) == len(source)
     assert assignments["user_id"].is_unique
-    assert list(assignments.columns) == ["user_id", "leaf_path", "is_noise", "level_1", "level_2"]
+    assert list(assignments.columns) == [
+        *("user_id", "leaf_path", "is_noise", "level_1", "level_2"),
+        *("confidence", "noise_assigned"),
+    ]
+    assert assignments["confidence"].between(0, 1).all()
+    assert (assignments.loc[assignments["is_noise"], "confidence"] == 0).all()
     truth = source.set_index("user_id").loc[assignments["user_id"], "true_leaf"]
     clustered = ~assignments["is_noise"].to_numpy()
     assert adjusted_rand_score(truth[clustered], assignments["leaf_path"][clustered]) > 0.85

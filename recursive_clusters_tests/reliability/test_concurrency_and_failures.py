@@ -100,7 +100,7 @@ def test_four_sibling_partitions_in_parallel_processes(rooted_tree):
     assert sorted(assignments["user_id"]) == sorted(table["user_id"])
     assert {f"root.{label}" for label in assignments["level_1"].dropna()} >= set(_paths(keys))
     assert set(store.node_records(generation)) == {"root", *_paths(keys)}
-    assert not list(store.tree_dir(generation).rglob("*.tmp"))
+    assert not list(store.tree_dir(generation).rglob(".*.tmp*"))
 
 
 def test_a_failing_node_leaves_the_others_intact_and_a_relaunch_completes(rooted_tree, monkeypatch):
@@ -125,7 +125,7 @@ def test_a_failing_node_leaves_the_others_intact_and_a_relaunch_completes(rooted
     store = storage.store()
     embedded = {p.parent.name for p in store.tree_dir(generation).glob("nodes/*/embedding.parquet")}
     assert embedded == {"root", *(path for path in _paths(keys) if path != "root.2")}
-    assert not list(store.tree_dir(generation).rglob("*.tmp"))
+    assert not list(store.tree_dir(generation).rglob(".*.tmp*"))
     assert not _publish(defs, generation)  # incomplete trees are never published
     assert store.current() is None
 

@@ -118,3 +118,23 @@ def test_partition_keys_never_become_arbitrary_paths(name, tmp_path):
 def test_generation_ids_never_become_arbitrary_paths(generation):
     with pytest.raises(StorageError):
         validate_generation(generation)
+
+
+def test_written_files_are_readable_by_others_on_a_shared_volume(tmp_path):
+    """Tree files, reports and predictions get the umask's mode, not a temporary file's 0600."""
+    import os
+    import stat
+
+    from recursive_clusters.core.atomic import atomic_path
+    from recursive_clusters.storage import write_json
+
+    previous = os.umask(0o022)
+    try:
+        write_json(tmp_path / "manifest.json", {"a": 1})
+        with atomic_path(tmp_path / "report.html") as temporary:
+            temporary.write_text("<html></html>")
+    finally:
+        os.umask(previous)
+    for name in ("manifest.json", "report.html"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "report.html"]
