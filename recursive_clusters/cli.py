@@ -43,11 +43,11 @@ def _split(value: str | None) -> list[str] | None:
 
 
 def _run_tree(args: argparse.Namespace) -> int:
-    from dagster import DagsterInstance
 
     from recursive_clusters.definitions import build_definitions
     from recursive_clusters.resources import TreeStorage
-    from recursive_clusters.runner import ensure_dagster_home, grow_tree
+    from recursive_clusters.runner import ensure_dagster_home, grow_tree, open_instance
+    from recursive_clusters.storage import StorageError
 
     settings = _settings_for_run(args)
     home = ensure_dagster_home(DEFAULT_HOME)
@@ -58,10 +58,16 @@ def _run_tree(args: argparse.Namespace) -> int:
     storage = TreeStorage(base_dir=storage.base_dir, settings_path=str(settings_file))
     defs = build_definitions(settings, storage)
     print(f"Growing the tree of {settings.input.path or 'the built-in digits demo'} ...")
-    with DagsterInstance.get() as instance:
+    with open_instance() as instance:
         generation = grow_tree(instance, defs, settings.recursion.max_depth)
     store = storage.store()
     manifest = store.manifest(generation)
+    if manifest.get("status") != "complete":
+        raise StorageError(
+            f"Tree {generation} was not published: {manifest.get('failure', 'unknown')}; the "
+            f"current tree stays {store.current() or 'none'} "
+            f"(report of the new tree: {store.tree_dir(generation) / 'report.html'})"
+        )
     print(
         f"\nTree {generation}: {manifest.get('n_nodes')} clustered nodes, "
         f"{manifest.get('n_leaves')} leaves, {manifest.get('n_noise_groups', 0)} noise groups, "

@@ -7,10 +7,12 @@ as the sensor decides which partitions to add and run next.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -46,6 +48,25 @@ def ensure_dagster_home(default: Path) -> Path:
         with resources.as_file(template) as source:
             shutil.copyfile(source, config)
     return home
+
+
+@contextmanager
+def open_instance() -> Iterator[DagsterInstance]:
+    """The instance of ``$DAGSTER_HOME``, its SQLite tables created under a file lock: two
+    commands started at once on a new home would otherwise both create them, and one fail
+    ("table runs already exists")."""
+    lock = Path(os.environ["DAGSTER_HOME"]) / ".recursive_clusters_init.lock"
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            instance = DagsterInstance.get()
+            instance.get_runs(limit=1)  # each storage creates its tables on first use
+            instance.all_instigator_state()
+            instance.get_asset_keys()
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    with instance:
+        yield instance
 
 
 def _apply(instance: DagsterInstance, requests: list) -> None:

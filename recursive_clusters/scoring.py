@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 
 from recursive_clusters.core.data import FeaturePreprocessor, InputError, load_table
@@ -52,3 +53,32 @@ def score_file(store: TreeStore, source: InputSettings) -> pd.DataFrame:
             "so that the scores can be joined back to the rows"
         )
     return score_table(store, raw, generation)
+
+
+AGREEMENT_SAMPLE = 20_000  # rows routed to measure predict's agreement: a bounded cost
+
+
+def predict_agreement(
+    store: TreeStore, generation: str, assignments: pd.DataFrame, random_state: int
+) -> float | None:
+    """Share of (a seeded sample of) the rows in a leaf that ``predict`` routes to that same
+    leaf: whether the classifiers reproduce the tree (None: no row is in a leaf)."""
+    in_leaf = np.flatnonzero(~assignments["is_noise"].to_numpy())
+    if len(in_leaf) == 0 or not store.models_dir(generation).is_dir():
+        return None  # nothing in a leaf, or the root is the only leaf: nothing is routed
+    if len(in_leaf) > AGREEMENT_SAMPLE:
+        rng = np.random.default_rng(random_state)
+        in_leaf = np.sort(rng.choice(in_leaf, AGREEMENT_SAMPLE, replace=False))
+    settings = parse_settings(store.manifest(generation)["settings"], source="tree manifest")
+    preprocessor = FeaturePreprocessor.from_json(store.read_text(generation, "preprocessor.json"))
+    unscaled = dataclasses.replace(preprocessor, means=None, scales=None)
+    features = store.read_table(generation, "features").iloc[in_leaf]
+    matrix, _ = unscaled.transform(features)
+    routed = predict_paths(
+        matrix,
+        list(unscaled.feature_columns),
+        store.models_dir(generation),
+        settings.explanation.confidence_threshold,
+    )
+    leaves = assignments["leaf_path"].to_numpy()[in_leaf]
+    return float(np.mean(routed["path"].to_numpy() == leaves))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import warnings
 from collections.abc import Callable
 from functools import cache, lru_cache
 from pathlib import Path
@@ -15,6 +16,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     BackfillPolicy,
+    BetaWarning,
     DynamicPartitionsDefinition,
     Failure,
     MetadataValue,
@@ -26,6 +28,10 @@ from recursive_clusters.core.settings import Settings
 from recursive_clusters.core.tree import ROOT, parse_partition_key, partition_key
 from recursive_clusters.resources import TreeStorage
 from recursive_clusters.storage import TreeStore
+
+# ``backfill_policy`` (one run per batch of siblings) is a deliberate choice: its beta warning,
+# repeated for every level asset, would bury the console's progress lines.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)
 
 GENERATION_TAG = "recursive_clusters/generation"
 DRIVER_TAG = "recursive_clusters/driver"

@@ -5,6 +5,7 @@ import json
 import pandas as pd
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
@@ -18,12 +19,47 @@ from recursive_clusters.assets.common import every_level_deps, open_tree
 from recursive_clusters.assets.levels import clusters_key
 from recursive_clusters.core.compare import compare_trees
 from recursive_clusters.core.tree import NOISE_NAME, NodeOutcome, assign_leaves, pending_nodes
+from recursive_clusters.core.tree_checks import CheckOutcome, blocking_failures, tree_checks
 from recursive_clusters.resources import TreeStorage
+from recursive_clusters.scoring import predict_agreement
+from recursive_clusters.storage import TreeStore
 
 TREE_ASSET = AssetKey("cluster_tree")
 # Passes when a tree is published; the failure sensor fails it, naming the tree, the node and
 # the error, when a tree cannot be grown or published (``tree_status.report_tree_failure``).
 TREE_COMPLETE_CHECK = "tree_complete"
+
+
+TREE_CHECKS = {
+    "noise_share": "Share of rows left as noise (thresholds: checks.max_noise_share_*).",
+    "weakest_child_stability": "Lowest Jaccard of a child of an accepted split "
+    "(checks.min_child_stability_warn).",
+    "median_roc_auc": "Median held-out ROC AUC of the one-vs-all classifiers "
+    "(checks.min_median_auc_*).",
+    "predict_agreement": "Share of rows in a leaf that predict routes to the same leaf "
+    "(checks.min_predict_agreement_*).",
+    "ari_vs_previous": "ARI of the leaves with the previous tree's "
+    "(checks.min_ari_vs_previous_warn); passes when there is no previous tree.",
+}
+
+
+def _roc_aucs(store: TreeStore, generation: str, records: dict[str, dict]) -> list[float]:
+    return [
+        float(auc)
+        for path, record in records.items()
+        if record["split_accepted"]
+        for auc in store.read_node_table(generation, path, "classifier_metrics")["roc_auc"]
+    ]
+
+
+def _check_result(outcome: CheckOutcome, generation: str) -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name=outcome.name,
+        passed=outcome.passed,
+        severity=AssetCheckSeverity(outcome.severity),
+        description=outcome.description,
+        metadata={"generation": generation, "value": outcome.value},
+    )
 
 
 def build_tree_asset(max_depth: int):
@@ -41,7 +77,11 @@ def build_tree_asset(max_depth: int):
                 asset=TREE_ASSET,
                 description="The newest tree was grown and published; fails naming the tree, "
                 "node and error when a tree could not be (the previous tree stays current).",
-            )
+            ),
+            *(
+                AssetCheckSpec(name, asset=TREE_ASSET, description=description)
+                for name, description in TREE_CHECKS.items()
+            ),
         ],
     )
     def cluster_tree(
@@ -99,18 +139,44 @@ def build_tree_asset(max_depth: int):
                     changes[changes["change"] != "kept"].to_markdown(index=False)
                 ),
             }
-        target = store.publish(generation, table, summary)
+        outcomes = tree_checks(
+            table,
+            records,
+            _roc_aucs(store, generation, records),
+            predict_agreement(store, generation, table, settings.random_state),
+            summary.get("ari_vs_previous"),
+            settings.checks,
+        )
+        blocking = blocking_failures(outcomes)
+        if blocking:
+            target = store.write_table(generation, "assignments", table)
+            reason = "ERROR checks failed: " + "; ".join(o.description for o in blocking)
+            store.mark_failed(generation, reason)
+            context.log.error(f"tree {generation} not published ({reason}); {previous} stays")
+        else:
+            target = store.publish(generation, table, summary)
         return MaterializeResult(
             check_results=[
+                *(_check_result(outcome, generation) for outcome in outcomes),
                 AssetCheckResult(
                     check_name=TREE_COMPLETE_CHECK,
-                    passed=True,
-                    metadata={"generation": generation, "n_leaves": summary["n_leaves"]},
-                )
+                    passed=not blocking,
+                    severity=AssetCheckSeverity.ERROR,
+                    metadata={
+                        "generation": generation,
+                        "n_leaves": summary["n_leaves"],
+                        "current_tree": generation if not blocking else (previous or "none"),
+                    },
+                    description=None
+                    if not blocking
+                    else f"not published: {reason}; the current tree stays {previous}",
+                ),
             ],
             metadata={
                 "generation": generation,
+                "published": not blocking,
                 **summary,
+                **{f"check_{o.name}": o.value for o in outcomes if o.value is not None},
                 "assignments": MetadataValue.path(str(target)),
                 "catalog": MetadataValue.path(str(store.catalog_path)),
                 **comparison_metadata,

@@ -508,9 +508,10 @@ def _require_float32_range(raw: pd.DataFrame, columns: list[str], values: np.nda
     too_large = np.isfinite(values) & (np.abs(values) > FLOAT32_MAX)
     if too_large.any():
         row, position = np.argwhere(too_large)[0]
+        more = int(too_large.sum()) - 1
         raise InputError(
             f"Feature column {columns[position]!r} holds {values[row, position]:g} at row "
-            f"{raw.index[row]!r} (and {int(too_large.sum()) - 1} more values) beyond the "
+            f"{raw.index[row]!r}{f' (and {more} more values)' if more else ''}, beyond the "
             f"float32 range (|x| <= {FLOAT32_MAX:.3g}): rescale the column (e.g. log) or drop it"
         )
 

@@ -66,7 +66,7 @@ def no_extra_runs(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("an extra embed+cluster run was made")
 
-    monkeypatch.setattr(acceptance, "embed_and_cluster", forbidden)
+    monkeypatch.setattr(acceptance, "embed", forbidden)
 
 
 def test_clear_structure_is_accepted(blobs):
@@ -80,6 +80,26 @@ def test_clear_structure_is_accepted(blobs):
     assert scores["validity"] > max(scores["null_validity"], 0) + 0.3
     assert scores["persistence"] > scores["null_persistence"] + 0.3
     json.dumps(scores, allow_nan=False)  # stored as JSON and shown as Dagster metadata
+
+
+def test_the_finest_reproducible_granularity_is_kept(blobs):
+    """A partition that the perturbed runs cannot find again (here: labels dealt at random
+    across the blobs) does not make the node a leaf when a coarser one is reproducible."""
+    matrix, embedding, clustering = blobs
+    rng = np.random.default_rng(0)
+    unstable = NodeClustering(
+        labels=rng.permutation(np.arange(len(matrix)) % 4),
+        probabilities=np.ones(len(matrix)),
+        persistence=np.full(4, 0.5),
+        min_cluster_size=clustering.min_cluster_size,
+    )
+    settings = parse_settings({"acceptance": {"granularities": [1.0, 2.5]}})
+    evidence = assess_split(matrix, embedding, [unstable, clustering], settings, SEED)
+    assert evidence.accepted and evidence.choice == 1, evidence.reason
+    assert evidence.scores["granularity"] == 2.5
+    assert evidence.scores["stability_1x"] < 0.5 < evidence.scores["stability_2.5x"]
+    alone = assess_split(matrix, embedding, [unstable], settings, SEED)
+    assert not alone.accepted and "at any granularity" in alone.reason
 
 
 def test_dbcv_decides_when_the_backend_reports_no_persistence(blobs, monkeypatch):

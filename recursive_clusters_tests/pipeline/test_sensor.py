@@ -175,6 +175,33 @@ def test_a_tree_that_cannot_grow_fails_its_check_and_keeps_the_previous_tree(
         assert good in evaluation.metadata["what_now"].value
 
 
+def test_a_tree_failing_an_error_check_is_not_published_and_says_so(dagster_home, tmp_path):
+    defs, storage = _setup(dagster_home, tmp_path, planted_table())
+    store = storage.store()
+    with DagsterInstance.get() as instance:
+        cursor = _tick(defs, instance, None).cursor
+        good = _launch(defs, instance)
+        cursor = _grow_until_quiet(defs, instance, cursor)
+        strict = {  # any noise at all is an ERROR: HDBSCAN leaves some on these blobs
+            "checks": {"max_noise_share_warn": 0.0, "max_noise_share_error": 0.0},
+            "clustering": {**TEST_SETTINGS["clustering"], "noise_policy": "keep"},
+        }
+        defs, _ = _setup(dagster_home, tmp_path, planted_table(), **strict)
+        rejected = _launch(defs, instance)
+        _grow_until_quiet(defs, instance, cursor)
+        assert store.current() == good and store.status(rejected) == "failed"
+        assert "noise" in store.manifest(rejected)["failure"]
+        checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [AssetCheckKey(TREE_ASSET, name) for name in ("noise_share", TREE_COMPLETE_CHECK)]
+        )
+        for key, record in checks.items():
+            assert record.status == AssetCheckExecutionRecordStatus.FAILED, key
+            evaluation = record.event.dagster_event.event_specific_data
+            assert evaluation.severity.value == "ERROR"
+        keys = set(instance.get_dynamic_partitions("level_2_nodes"))
+        assert keys and {key.split(":")[0] for key in keys} == {good}
+
+
 def test_reclustering_by_the_cli_prunes_partitions_of_the_old_tree(
     grown_tree, tmp_path, settings_file, monkeypatch
 ):

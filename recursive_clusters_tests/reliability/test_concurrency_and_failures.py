@@ -136,3 +136,35 @@ def test_a_failing_node_leaves_the_others_intact_and_a_relaunch_completes(rooted
     assignments = store.read_table(generation, "assignments")
     assert len(assignments) == len(table) and assignments["user_id"].is_unique
     assert not pd.isna(assignments["leaf_path"]).any()
+
+
+def test_two_runs_with_different_inputs_on_one_instance_at_the_same_time(
+    dagster_home, tmp_path, settings_file
+):
+    """Their trees' partition keys never collide: both complete, one of them is current."""
+    ensure_dagster_home(dagster_home)
+    inputs = []
+    for seed, n_top in ((5, 3), (6, 2)):
+        path = tmp_path / f"input_{seed}.parquet"
+        planted_table(seed=seed, n_top=n_top).to_parquet(path)
+        inputs.append(path)
+    command = [
+        sys.executable,
+        "-m",
+        "recursive_clusters.cli",
+        "run",
+        "--config",
+        str(settings_file),
+    ]
+    workers = [
+        subprocess.Popen([*command, "--input", str(path)], stderr=subprocess.PIPE, text=True)
+        for path in inputs
+    ]
+    errors = [worker.communicate(timeout=600)[1] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], "\n".join(errors)
+    store = TreeStorage().store()
+    trees = [p.name for p in (store.base_dir / "trees").iterdir()]
+    assert len(trees) == 2 and {store.status(t) for t in trees} == {"complete"}
+    assert store.current() in trees
+    sizes = sorted(len(store.read_table(t, "assignments")) for t in trees)
+    assert sizes == [440, 660]

@@ -106,5 +106,5 @@ def test_environment_errors_are_one_line(
 def test_a_value_beyond_float32_names_its_column_and_row():
     frame = planted_table()
     frame.loc[17, "f3"] = 1e300
-    with pytest.raises(InputError, match=r"'f3' holds 1e\+300 at row 17"):
+    with pytest.raises(InputError, match=r"'f3' holds 1e\+300 at row 17,"):
         prepare(frame, InputSettings(id_column="user_id", profile_columns=["segment", "true_leaf"]))
