@@ -9,29 +9,39 @@ import pandas as pd
 
 from recursive_clusters.core.data import FeaturePreprocessor, InputError, load_table
 from recursive_clusters.core.predict import predict_paths
-from recursive_clusters.core.settings import InputSettings, parse_settings
+from recursive_clusters.core.settings import InputSettings, Settings, parse_settings
 from recursive_clusters.storage import TreeStore
 
 
-def score_table(store: TreeStore, raw: pd.DataFrame, generation: str | None = None) -> pd.DataFrame:
-    """One row per scored input row: its id, the node it reaches, and per-level probabilities.
+def _tree_settings(store: TreeStore, generation: str) -> Settings:
+    return parse_settings(store.manifest(generation)["settings"], source="tree manifest")
+
+
+def route(store: TreeStore, generation: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The node each row of ``raw`` reaches in tree ``generation``, and which rows were kept.
 
     The routers were trained on the original (imputed, unstandardised) feature columns, so
     new rows get the tree's own imputation and no scaling. Rows the tree's non-finite policy
-    drops are left out; the id column says which rows were scored.
+    drops are left out (``kept`` says which).
     """
-    generation = generation or store.require_current()
-    settings = parse_settings(store.manifest(generation)["settings"], source="tree manifest")
     preprocessor = FeaturePreprocessor.from_json(store.read_text(generation, "preprocessor.json"))
     unscaled = dataclasses.replace(preprocessor, means=None, scales=None)
     matrix, kept = unscaled.transform(raw)
-    result = predict_paths(
+    routed = predict_paths(
         matrix,
         list(unscaled.feature_columns),
         store.models_dir(generation),
-        settings.explanation.confidence_threshold,
+        _tree_settings(store, generation).explanation.confidence_threshold,
     )
-    id_column = settings.input.id_column
+    return routed, kept
+
+
+def score_table(store: TreeStore, raw: pd.DataFrame, generation: str | None = None) -> pd.DataFrame:
+    """One row per scored input row: its id, the node it reaches, and per-level probabilities;
+    the id column says which rows were scored."""
+    generation = generation or store.require_current()
+    result, kept = route(store, generation, raw)
+    id_column = _tree_settings(store, generation).input.id_column
     if id_column is None:
         result.insert(0, "row_id", kept.nonzero()[0])
     else:
@@ -44,8 +54,7 @@ def score_file(store: TreeStore, source: InputSettings) -> pd.DataFrame:
     the tree read them). A tree with an id column needs it in the new table too: the scores
     are joined back by it, and row numbers in its place would join to the wrong rows."""
     generation = store.require_current()
-    settings = parse_settings(store.manifest(generation)["settings"], source="tree manifest")
-    id_column = settings.input.id_column
+    id_column = _tree_settings(store, generation).input.id_column
     raw = load_table(source.model_copy(update={"id_column": id_column}))
     if id_column is not None and id_column not in raw.columns:
         raise InputError(
@@ -69,16 +78,6 @@ def predict_agreement(
     if len(in_leaf) > AGREEMENT_SAMPLE:
         rng = np.random.default_rng(random_state)
         in_leaf = np.sort(rng.choice(in_leaf, AGREEMENT_SAMPLE, replace=False))
-    settings = parse_settings(store.manifest(generation)["settings"], source="tree manifest")
-    preprocessor = FeaturePreprocessor.from_json(store.read_text(generation, "preprocessor.json"))
-    unscaled = dataclasses.replace(preprocessor, means=None, scales=None)
-    features = store.read_table(generation, "features").iloc[in_leaf]
-    matrix, _ = unscaled.transform(features)
-    routed = predict_paths(
-        matrix,
-        list(unscaled.feature_columns),
-        store.models_dir(generation),
-        settings.explanation.confidence_threshold,
-    )
+    routed, _ = route(store, generation, store.read_table(generation, "features").iloc[in_leaf])
     leaves = assignments["leaf_path"].to_numpy()[in_leaf]
     return float(np.mean(routed["path"].to_numpy() == leaves))

@@ -77,8 +77,8 @@ def load_table(settings: InputSettings) -> pd.DataFrame:
         raise
     except ImportError as exc:  # a URL scheme whose optional filesystem package is missing
         raise InputError(
-            f"Could not read {path!r}: it needs the optional package {exc.name or exc}; "
-            "install it in this environment or copy the file locally"
+            f"Could not read {path!r}: a package it needs is not installed ({exc}); install "
+            "it in this environment or copy the file locally"
         ) from exc
     except (OSError, ValueError, pa.ArrowException, duckdb.Error) as exc:
         raise InputError(f"Could not read input file {path!r}: {exc}") from exc

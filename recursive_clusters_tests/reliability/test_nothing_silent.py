@@ -108,3 +108,9 @@ def test_a_value_beyond_float32_names_its_column_and_row():
     frame.loc[17, "f3"] = 1e300
     with pytest.raises(InputError, match=r"'f3' holds 1e\+300 at row 17,"):
         prepare(frame, InputSettings(id_column="user_id", profile_columns=["segment", "true_leaf"]))
+
+
+def test_a_url_whose_filesystem_package_is_missing_names_it():
+    """An optional filesystem package (here adlfs, for Azure) is missing: one clear error."""
+    with pytest.raises(InputError, match=r"'abfs://container/x.csv'.*adlfs"):
+        load_table(InputSettings(path="abfs://container/x.csv"))
