@@ -59,7 +59,6 @@ class GrowthPlan:
     dynamic_partitions_requests: list[AddDynamicPartitionsRequest | DeleteDynamicPartitionsRequest]
     run_requests: list[RunRequest]
     cursor: str
-    added_keys: dict[int, list[str]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
 
 
@@ -203,9 +202,15 @@ def plan_growth(
     for level in existing:
         if not added[level]:
             continue
-        partition_requests.append(level_partitions(level).build_add_request(list(added[level])))
-        for generation in dict.fromkeys(added[level].values()):
-            batch = [k for k, g in added[level].items() if g == generation]
+        # Keys are added tree by tree, so that each tree's keys are consecutive and a run's
+        # partition range (first..last key of a batch) holds no key of another tree.
+        by_tree = {
+            generation: [k for k, g in added[level].items() if g == generation]
+            for generation in dict.fromkeys(added[level].values())
+        }
+        ordered = [key for batch in by_tree.values() for key in batch]
+        partition_requests.append(level_partitions(level).build_add_request(ordered))
+        for generation, batch in by_tree.items():
             for chunk in chunks(batch, parallel_runs):
                 run_requests.append(
                     RunRequest(
@@ -239,7 +244,6 @@ def plan_growth(
         dynamic_partitions_requests=partition_requests,
         run_requests=run_requests,
         cursor=str(newest),
-        added_keys={level: list(keys) for level, keys in added.items() if keys},
         failures=failures,
     )
 

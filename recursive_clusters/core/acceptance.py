@@ -11,9 +11,11 @@ clusters; every zoom-in of the recursion is one more chance to. A split is accep
    the gap statistic and SigClust), measured by HDBSCAN's cluster persistence (DBCV is
    reported too, and decides only for a backend without persistence).
 
-A node that fails is a leaf, with the decisive numbers in the reason. The extra cost is one
-perturbed run (and, if that passes, one null run) per node, each on at most
-``acceptance.max_rows`` rows.
+The node is clustered at each of ``acceptance.granularities`` (multiples of the minimum
+cluster size); the finest reproducible partition is kept and tested against the null. A node
+with no reproducible partition, or whose kept one fails the null test, is a leaf, with the decisive numbers in the reason. The extra cost is
+``stability_runs`` perturbed embeddings (re-clustered at every granularity) and, if one
+passes, one null run per node, each on at most ``acceptance.max_rows`` rows.
 """
 
 from __future__ import annotations
@@ -184,8 +186,9 @@ def assess_split(
     seed: int,
 ) -> SplitEvidence:
     """Test one node's clusterings (``matrix``: its rows, ``embedding``: their UMAP layout;
-    ``candidates``: HDBSCAN's partitions of it, finest granularity first, as made by
-    ``cluster_candidates``) and choose the one the node keeps.
+    ``candidates``: HDBSCAN's partitions of it at ``acceptance.granularities``, finest first,
+    as ``recursive.finish_node`` makes them; a single one is the finest alone) and choose
+    the one the node keeps.
 
     Why several granularities: at the finest one HDBSCAN may cut a real two-way split into
     unstable fragments (measured on handwritten digits: {4, 9} into 5 pieces and 32% noise);
