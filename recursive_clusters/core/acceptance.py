@@ -13,9 +13,10 @@ clusters; every zoom-in of the recursion is one more chance to. A split is accep
 
 The node is clustered at each of ``acceptance.granularities`` (multiples of the minimum
 cluster size); the finest reproducible partition is kept and tested against the null. A node
-with no reproducible partition, or whose kept one fails the null test, is a leaf, with the decisive numbers in the reason. The extra cost is
-``stability_runs`` perturbed embeddings (re-clustered at every granularity) and, if one
-passes, one null run per node, each on at most ``acceptance.max_rows`` rows.
+with no reproducible partition, or whose kept one fails the null test, is a leaf, with the
+decisive numbers in the reason. The extra cost is ``stability_runs`` perturbed embeddings
+(re-clustered at every granularity) and, if one passes, one null run per node, each on at
+most ``acceptance.max_rows`` rows.
 """
 
 from __future__ import annotations

@@ -2,7 +2,13 @@
 
 import pandas as pd
 import yaml
-from dagster import AssetCheckKey, AssetKey, DagsterInstance, build_sensor_context
+from dagster import (
+    AssetCheckKey,
+    AssetKey,
+    DagsterInstance,
+    build_schedule_context,
+    build_sensor_context,
+)
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from recursive_clusters.assets.common import GENERATION_TAG, THREADS_TAG
@@ -149,6 +155,26 @@ def test_every_relaunch_grows_and_publishes_a_new_tree(dagster_home, tmp_path):
         assert {store.status(first), store.status(second)} == {"complete"}
         _assert_current_tree_is_what_the_ui_shows(instance, store, store.current(), 440)
         assert store.current() in (first, second)
+
+
+def test_a_schedule_tick_grows_and_publishes_a_new_tree(dagster_home, tmp_path):
+    """The schedule's tick, evaluated with Dagster's own checks, launches ``grow_tree``; the
+    sensor grows and publishes the tree it starts, beside the one launched before."""
+    defs, storage = _setup(dagster_home, tmp_path, planted_table(), schedule_cron="0 3 * * *")
+    store = storage.store()
+    schedule = defs.resolve_schedule_def("recluster_schedule")
+    with DagsterInstance.get() as instance:
+        cursor = _tick(defs, instance, None).cursor
+        first = _launch(defs, instance)
+        cursor = _grow_until_quiet(defs, instance, cursor)
+        tick = schedule.evaluate_tick(build_schedule_context(instance=instance))
+        (request,) = tick.run_requests
+        job = defs.resolve_job_def(schedule.job_name)
+        result = job.execute_in_process(instance=instance, tags=request.tags)
+        scheduled = instance.get_run_by_id(result.run_id).tags[GENERATION_TAG]
+        _grow_until_quiet(defs, instance, cursor)
+        assert scheduled != first
+        _assert_current_tree_is_what_the_ui_shows(instance, store, scheduled, 660, "schedule")
 
 
 def test_a_tree_that_cannot_grow_fails_its_check_and_keeps_the_previous_tree(
