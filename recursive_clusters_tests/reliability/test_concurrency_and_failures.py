@@ -6,10 +6,12 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-from dagster import DagsterInstance
+from dagster import AssetCheckKey, DagsterInstance, build_run_status_sensor_context
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from recursive_clusters.assets import levels
 from recursive_clusters.assets.common import GENERATION_TAG
+from recursive_clusters.assets.tree import TREE_ASSET, TREE_COMPLETE_CHECK
 from recursive_clusters.core.settings import parse_settings
 from recursive_clusters.core.tree import parse_partition_key
 from recursive_clusters.definitions import build_definitions
@@ -168,3 +170,39 @@ def test_two_runs_with_different_inputs_on_one_instance_at_the_same_time(
     assert store.current() in trees
     sizes = sorted(len(store.read_table(t, "assignments")) for t in trees)
     assert sizes == [440, 660]
+
+
+def test_a_failed_node_run_fails_the_tree_where_users_look(rooted_tree, monkeypatch):
+    """The failure sensor marks the tree failed and fails ``tree_complete``, naming the node
+    and the error; nothing is published."""
+    defs, storage, generation, _, _, keys = rooted_tree
+
+    def embed_failing(matrix, settings, seed):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(levels, "embed", embed_failing)
+    tags = {
+        GENERATION_TAG: generation,
+        "dagster/asset_partition_range_start": keys[0],
+        "dagster/asset_partition_range_end": keys[-1],
+    }
+    with DagsterInstance.get() as instance:
+        job = defs.resolve_job_def(level_job_name(2))
+        failed = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+        assert not failed.success
+        context = build_run_status_sensor_context(
+            sensor_name="tree_failure_sensor",
+            dagster_event=failed.get_run_failure_event(),
+            dagster_instance=instance,
+            dagster_run=failed.dagster_run,
+            resources={"tree_storage": storage},
+        )
+        defs.resolve_sensor_def("tree_failure_sensor")(context)
+        key = AssetCheckKey(TREE_ASSET, TREE_COMPLETE_CHECK)
+        check = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+        assert check.status == AssetCheckExecutionRecordStatus.FAILED
+        error = check.event.dagster_event.event_specific_data.metadata["error"].value
+    store = storage.store()
+    assert store.status(generation) == "failed" and store.current() is None
+    assert "root.0" in error and "injected failure" in error
+    assert store.manifest(generation)["failure"] == error
