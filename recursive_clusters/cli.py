@@ -70,7 +70,7 @@ def _run_tree(args: argparse.Namespace) -> int:
         )
     print(
         f"\nTree {generation}: {manifest.get('n_nodes')} clustered nodes, "
-        f"{manifest.get('n_leaves')} leaves, {manifest.get('n_noise_groups', 0)} noise groups, "
+        f"{manifest.get('n_leaves')} leaves, noise groups: {manifest.get('n_noise_groups', 0)}, "
         f"{manifest.get('noise_fraction', 0):.1%} noise.\n"
         f"  report:      {store.tree_dir(generation) / 'report.html'}\n"
         f"  assignments: {store.table_path(generation, 'assignments')}\n"

@@ -25,10 +25,6 @@ from dagster import (
     DeleteDynamicPartitionsRequest,
     RunRequest,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from recursive_clusters.assets.common import GENERATION_TAG, THREADS_TAG, level_partitions
 from recursive_clusters.assets.explanations import shap_key
@@ -42,6 +38,10 @@ from recursive_clusters.core.tree import (
     parse_partition_key,
     partition_key,
     pending_nodes,
+)
+from recursive_clusters.dagster_internals import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
 )
 from recursive_clusters.storage import StorageError, TreeStore
 

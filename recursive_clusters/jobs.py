@@ -1,11 +1,9 @@
 """Jobs: grow a new tree from the input, compute one level's nodes, publish a finished tree."""
 
 from dagster import AssetKey, AssetSelection, define_asset_job
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
 
 from recursive_clusters.assets.common import level_partitions
+from recursive_clusters.dagster_internals import UnresolvedAssetJobDefinition
 
 GROW_TREE_JOB = "grow_tree"
 PUBLISH_TREE_JOB = "publish_tree"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dagster import DefaultScheduleStatus, ScheduleDefinition
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+from recursive_clusters.dagster_internals import UnresolvedAssetJobDefinition
 
 
 def build_recluster_schedules(

@@ -10,12 +10,10 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
 
 from recursive_clusters.assets.common import DRIVER_TAG
 from recursive_clusters.core.parallelism import SIBLING_RUNS_ENV, available_cores, count_from_env
+from recursive_clusters.dagster_internals import UnresolvedAssetJobDefinition
 from recursive_clusters.growth import latest_storage_id, plan_growth
 from recursive_clusters.resources import TreeStorage
 from recursive_clusters.tree_status import report_tree_failure

@@ -22,13 +22,10 @@ from dagster import (
     SensorDefinition,
     run_failure_sensor,
 )
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
-from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from recursive_clusters.assets.common import GENERATION_TAG
 from recursive_clusters.assets.tree import TREE_ASSET, TREE_COMPLETE_CHECK
+from recursive_clusters.dagster_internals import WILL_RETRY_TAG, UnresolvedAssetJobDefinition
 from recursive_clusters.resources import TreeStorage
 from recursive_clusters.storage import StorageError, TreeStore
 

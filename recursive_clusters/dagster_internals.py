@@ -1,0 +1,21 @@
+"""The few names this package takes from Dagster's private modules, in one place.
+
+Dagster does not export them, and private modules move between releases: when an upgrade
+breaks an import, this is the one file to fix.
+"""
+
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,  # what define_asset_job returns, for type hints
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,  # a run over a range of partitions (a batch of siblings)
+    ASSET_PARTITION_RANGE_START_TAG,
+    WILL_RETRY_TAG,  # set on a failed run that run_retries will launch again
+)
+
+__all__ = [
+    "ASSET_PARTITION_RANGE_END_TAG",
+    "ASSET_PARTITION_RANGE_START_TAG",
+    "WILL_RETRY_TAG",
+    "UnresolvedAssetJobDefinition",
+]
