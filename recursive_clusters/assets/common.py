@@ -19,6 +19,7 @@ from dagster import (
     BetaWarning,
     DynamicPartitionsDefinition,
     Failure,
+    MaterializeResult,
     MetadataValue,
 )
 
@@ -152,8 +153,30 @@ def record_metadata(
     return None
 
 
-def raise_for_failed_nodes(failures: dict[str, str]) -> None:
-    """After a batch, fail the run naming each failed node; the others' files are kept."""
+# What a node's computation raises on its data (``InputError``, ``ExplanationError`` and
+# ``PathError`` are ValueErrors, ``StorageError`` a RuntimeError); anything else is a bug.
+NODE_ERRORS = (ValueError, RuntimeError)
+
+
+def for_each_node(
+    context: AssetExecutionContext, generation: str, step: Callable[[str], dict[str, object]]
+) -> MaterializeResult:
+    """Run ``step`` (one node's work, returning its metadata) for every node of this run.
+
+    The same for every per-level asset: each node's metadata goes to its own partition; a
+    node that fails does not stop its siblings (their files are kept), and the run fails at
+    the end naming every failed node and its error.
+    """
+    failures: dict[str, str] = {}
+    result_metadata = None
+    for path in node_paths(context):
+        try:
+            metadata = step(path)
+        except NODE_ERRORS as exc:
+            failures[path] = str(exc)
+            continue
+        result_metadata = record_metadata(context, generation, path, metadata) or result_metadata
     if failures:
         listed = "; ".join(f"{path}: {message}" for path, message in failures.items())
         raise Failure(description=f"{len(failures)} node(s) failed: {listed}")
+    return MaterializeResult(metadata=result_metadata)

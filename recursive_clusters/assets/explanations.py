@@ -16,19 +16,16 @@ from dagster import (
 )
 
 from recursive_clusters.assets.common import (
+    for_each_node,
     level_asset_options,
-    node_paths,
     open_tree,
     png_markdown,
-    raise_for_failed_nodes,
     read_features,
-    record_metadata,
     run_threads,
 )
 from recursive_clusters.assets.levels import clusters_key
 from recursive_clusters.core.embedding import node_seed
 from recursive_clusters.core.explain import (
-    ExplanationError,
     explain_with_shap,
     load_node_models,
     save_node_models,
@@ -124,43 +121,30 @@ def build_explanation_assets(level: int) -> list[AssetsDefinition]:
     ) -> MaterializeResult:
         store, generation, settings = open_tree(context, tree_storage)
         features = read_features(store, generation)
-        failures: dict[str, str] = {}
-        result_metadata = None
-        for path in node_paths(context):
+
+        def train_node(path: str) -> dict[str, object]:
             record = store.node_record(generation, path)
             if not record["split_accepted"]:
-                metadata = _leaf_metadata(record)
-            else:
-                node_features, labels, _ = _node_table(store, generation, path, features)
-                seed = node_seed(settings.random_state, path)
-                try:
-                    models = train_classifiers(
-                        node_features,
-                        labels,
-                        settings.explanation,
-                        seed,
-                        n_jobs=run_threads(context),
-                    )
-                except ExplanationError as exc:
-                    failures[path] = str(exc)
-                    continue
-                save_node_models(models, store.models_dir(generation) / path)
-                metrics = models.metrics
-                store.write_node_table(generation, path, "classifier_metrics", metrics)
-                metadata = {
-                    "generation": generation,
-                    "node": path,
-                    "explained": True,
-                    "router_accuracy": round(models.router_accuracy, 4),
-                    "median_roc_auc": round(float(metrics["roc_auc"].median()), 4),
-                    "metrics": MetadataValue.md(metrics.round(4).to_markdown(index=False)),
-                    "models_dir": MetadataValue.path(str(store.models_dir(generation) / path)),
-                }
-            result_metadata = (
-                record_metadata(context, generation, path, metadata) or result_metadata
+                return _leaf_metadata(record)
+            node_features, labels, _ = _node_table(store, generation, path, features)
+            seed = node_seed(settings.random_state, path)
+            models = train_classifiers(
+                node_features, labels, settings.explanation, seed, n_jobs=run_threads(context)
             )
-        raise_for_failed_nodes(failures)
-        return MaterializeResult(metadata=result_metadata)
+            save_node_models(models, store.models_dir(generation) / path)
+            metrics = models.metrics
+            store.write_node_table(generation, path, "classifier_metrics", metrics)
+            return {
+                "generation": generation,
+                "node": path,
+                "explained": True,
+                "router_accuracy": round(models.router_accuracy, 4),
+                "median_roc_auc": round(float(metrics["roc_auc"].median()), 4),
+                "metrics": MetadataValue.md(metrics.round(4).to_markdown(index=False)),
+                "models_dir": MetadataValue.path(str(store.models_dir(generation) / path)),
+            }
+
+        return for_each_node(context, generation, train_node)
 
     @asset(
         name=shap_key(level).path[-1],
@@ -173,22 +157,13 @@ def build_explanation_assets(level: int) -> list[AssetsDefinition]:
         store, generation, settings = open_tree(context, tree_storage)
         features = read_features(store, generation)
         pixels = store.read_table(generation, "pixels") if settings.input.image_shape else None
-        failures: dict[str, str] = {}
-        result_metadata = None
-        for path in node_paths(context):
+
+        def explain_node(path: str) -> dict[str, object]:
             record = store.node_record(generation, path)
             if not record["split_accepted"]:
-                metadata = _leaf_metadata(record)
-            else:
-                try:
-                    metadata = _explain_node(store, generation, path, features, pixels, settings)
-                except (ExplanationError, ValueError, RuntimeError) as exc:
-                    failures[path] = str(exc)
-                    continue
-            result_metadata = (
-                record_metadata(context, generation, path, metadata) or result_metadata
-            )
-        raise_for_failed_nodes(failures)
-        return MaterializeResult(metadata=result_metadata)
+                return _leaf_metadata(record)
+            return _explain_node(store, generation, path, features, pixels, settings)
+
+        return for_each_node(context, generation, explain_node)
 
     return [classifiers_asset, shap_asset]

@@ -20,13 +20,11 @@ from dagster import (
 )
 
 from recursive_clusters.assets.common import (
+    for_each_node,
     level_asset_options,
     load_matrix,
-    node_paths,
     open_tree,
     png_markdown,
-    raise_for_failed_nodes,
-    record_metadata,
     run_threads,
 )
 from recursive_clusters.core.embedding import embed, node_seed
@@ -80,23 +78,18 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
         matrix = load_matrix(store, generation)
         if level == 1:
             require_enough_rows(len(matrix), settings)
-        failures: dict[str, str] = {}
-        result_metadata = None
-        for path in node_paths(context):
-            try:
-                rows = node_rows(store, generation, path, len(matrix))
-                seed = node_seed(settings.random_state, path)
-                with limited_threads(threads):
-                    coordinates = embed(matrix[rows], settings.embedding, seed)
-            except (ValueError, RuntimeError) as exc:
-                failures[path] = str(exc)
-                continue
+
+        def embed_node(path: str) -> dict[str, object]:
+            rows = node_rows(store, generation, path, len(matrix))
+            seed = node_seed(settings.random_state, path)
+            with limited_threads(threads):
+                coordinates = embed(matrix[rows], settings.embedding, seed)
             store.write_embedding(
                 generation,
                 path,
                 pd.DataFrame({"row": rows, "x": coordinates[:, 0], "y": coordinates[:, 1]}),
             )
-            metadata = {
+            return {
                 "generation": generation,
                 "node": path,
                 "rows": len(rows),
@@ -104,11 +97,8 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
                 "n_neighbors": min(settings.embedding.n_neighbors, len(rows) - 1),
                 "min_dist": settings.embedding.min_dist,
             }
-            result_metadata = (
-                record_metadata(context, generation, path, metadata) or result_metadata
-            )
-        raise_for_failed_nodes(failures)
-        return MaterializeResult(metadata=result_metadata)
+
+        return for_each_node(context, generation, embed_node)
 
     @asset(
         name=clusters_key(level).path[-1],
@@ -122,18 +112,13 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
         store, generation, settings = open_tree(context, tree_storage)
         threads = run_threads(context)
         matrix = load_matrix(store, generation)
-        failures: dict[str, str] = {}
-        result_metadata = None
-        for path in node_paths(context):
+
+        def cluster_node(path: str) -> dict[str, object]:
             embedded = store.read_embedding(generation, path)
             coordinates = embedded[["x", "y"]].to_numpy()
             rows = embedded["row"].to_numpy()
-            try:
-                with limited_threads(threads):
-                    node = finish_node(coordinates, rows, path, settings, matrix[rows])
-            except (ValueError, RuntimeError) as exc:
-                failures[path] = str(exc)
-                continue
+            with limited_threads(threads):
+                node = finish_node(coordinates, rows, path, settings, matrix[rows])
             labels = pd.DataFrame(
                 {
                     "row": node.rows,
@@ -150,7 +135,7 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
                 store.node_dir(generation, path) / "embedding.png",
                 title=f"{path}: {node.clustering.n_children} clusters",
             )
-            metadata = {
+            return {
                 "generation": generation,
                 "node": path,
                 "rows": record["n_rows"],
@@ -168,10 +153,7 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
                 "acceptance": MetadataValue.json(record["acceptance"]),
                 "embedding_plot": png_markdown(plot, path),
             }
-            result_metadata = (
-                record_metadata(context, generation, path, metadata) or result_metadata
-            )
-        raise_for_failed_nodes(failures)
-        return MaterializeResult(metadata=result_metadata)
+
+        return for_each_node(context, generation, cluster_node)
 
     return [embedding_asset, clusters_asset]
