@@ -52,6 +52,7 @@ def _run_tree(args: argparse.Namespace) -> int:
     settings = _settings_for_run(args)
     home = ensure_dagster_home(DEFAULT_HOME)
     storage = TreeStorage()
+    storage.store()  # refuses a storage path that names a file, naming the variable
     settings_file = Path(storage.base_dir) / "settings" / f"{settings.fingerprint()}.yaml"
     settings_file.parent.mkdir(parents=True, exist_ok=True)
     settings_file.write_text(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
@@ -247,12 +248,12 @@ def main(argv: list[str] | None = None) -> int:
         if cause is None:
             print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
-        print(f"error: {_first_line(cause)}", file=sys.stderr)
+        print(f"error: {_one_line(cause)}", file=sys.stderr)
         return 2
 
 
-def _first_line(exc: BaseException) -> str:
-    """A Dagster ``Failure`` keeps its text in ``description``; others in ``str``."""
+def _one_line(exc: BaseException) -> str:
+    """The error's text on one line (a Dagster ``Failure`` keeps it in ``description``)."""
     text = getattr(exc, "description", None) or str(exc)
     return " ".join(text.split())
 

@@ -33,8 +33,13 @@ from recursive_clusters.storage import StorageError, TreeStore
 def report_tree_failure(
     instance: DagsterInstance, store: TreeStore, generation: str, reason: str
 ) -> None:
-    """Mark tree ``generation`` failed and fail the ``tree_complete`` check with ``reason``."""
+    """Mark tree ``generation`` failed and fail the ``tree_complete`` check with ``reason``.
+
+    A tree already published is left as it is: a later failed run of it (a partition
+    re-run by hand, the report) does not unpublish it, and its run says what failed."""
     with contextlib.suppress(StorageError):  # files gone: the check still says what happened
+        if store.status(generation) == "complete":
+            return
         store.mark_failed(generation, reason)
     current = store.current()
     instance.report_runless_asset_event(

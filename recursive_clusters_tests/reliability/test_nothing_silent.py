@@ -81,6 +81,7 @@ def test_max_depth_zero_is_refused_like_the_same_value_in_a_file(
     [
         ("settings_not_utf8", "not UTF-8"),
         ("dagster_home_is_a_file", "is a file"),
+        ("storage_is_a_file", "RECURSIVE_CLUSTERS_STORAGE"),
     ],
 )
 def test_environment_errors_are_one_line(
@@ -92,6 +93,10 @@ def test_environment_errors_are_one_line(
     if setup == "settings_not_utf8":
         config = tmp_path / "latin1.yaml"
         config.write_bytes("recursion:\n  max_depth: 2 # tiefe \xfc\n".encode("latin-1"))
+    elif setup == "storage_is_a_file":
+        storage = tmp_path / "storage_file"
+        storage.write_text("not a directory")
+        monkeypatch.setenv("RECURSIVE_CLUSTERS_STORAGE", str(storage))
     else:
         dagster_home.parent.mkdir(parents=True, exist_ok=True)
         dagster_home.write_text("not a directory")
