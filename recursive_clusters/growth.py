@@ -114,14 +114,14 @@ def new_node_events(instance: DagsterInstance, after: int, max_depth: int) -> li
             metadata = record.asset_materialization.metadata
             if "generation" not in metadata:
                 continue
-            partition = record.partition_key
-            if partition is not None and _tree_of_key(partition) is None:
+            path = _path_of_partition(record.partition_key)
+            if path is None:
                 continue  # a partition of the key format before tree ids were part of it
             events.append(
                 NodeEvent(
                     storage_id=record.storage_id,
                     level=level,
-                    path=ROOT if partition is None else parse_partition_key(partition)[1],
+                    path=path,
                     generation=str(metadata["generation"].value),
                     run_id=record.run_id,
                     kind=kind,
@@ -143,6 +143,17 @@ def _replaced_trees(store: TreeStore, keys: Mapping[int, set[str]]) -> set[str |
     current = store.current()
     trees = {_tree_of_key(k) for level_keys in keys.values() for k in level_keys}
     return {g for g in trees if g != current and (g is None or store.status(g) != "building")}
+
+
+def _path_of_partition(key: str | None) -> str | None:
+    """The node a materialization is of: the root when unpartitioned (level 1); ``None`` for
+    a key of the format before tree ids were part of it."""
+    if key is None:
+        return ROOT
+    try:
+        return parse_partition_key(key)[1]
+    except PathError:
+        return None
 
 
 def _tree_of_key(key: str) -> str | None:
@@ -180,12 +191,12 @@ def plan_growth(
     added: dict[int, dict[str, str]] = {level: {} for level in existing}  # key -> its tree
     deleted: dict[int, set[str]] = {level: set() for level in existing}
     failures: dict[str, str] = {}
+    if any(event.kind is EventKind.PUBLISHED for event in events):
+        replaced = _replaced_trees(store, existing)
+        for level, level_keys in existing.items():
+            deleted[level] |= {k for k in level_keys if _tree_of_key(k) in replaced}
     for event in events:
-        if event.kind is EventKind.PUBLISHED:
-            replaced = _replaced_trees(store, existing)
-            for level, level_keys in existing.items():
-                deleted[level] |= {k for k in level_keys if _tree_of_key(k) in replaced}
-        elif event.kind is EventKind.CLUSTERED:
+        if event.kind is EventKind.CLUSTERED:
             try:
                 _plan_children(store, event, max_depth, existing, added, deleted)
             except (StorageError, PathError, OSError, ValueError, KeyError) as exc:

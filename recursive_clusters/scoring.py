@@ -17,8 +17,11 @@ def _tree_settings(store: TreeStore, generation: str) -> Settings:
     return parse_settings(store.manifest(generation)["settings"], source="tree manifest")
 
 
-def route(store: TreeStore, generation: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """The node each row of ``raw`` reaches in tree ``generation``, and which rows were kept.
+def route(
+    store: TreeStore, generation: str, settings: Settings, raw: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The node each row of ``raw`` reaches in tree ``generation`` (whose ``settings`` say
+    how confident a router must be), and which rows were kept.
 
     The routers were trained on the original (imputed, unstandardised) feature columns, so
     new rows get the tree's own imputation and no scaling. Rows the tree's non-finite policy
@@ -31,7 +34,7 @@ def route(store: TreeStore, generation: str, raw: pd.DataFrame) -> tuple[pd.Data
         matrix,
         list(unscaled.feature_columns),
         store.models_dir(generation),
-        _tree_settings(store, generation).explanation.confidence_threshold,
+        settings.explanation.confidence_threshold,
     )
     return routed, kept
 
@@ -40,8 +43,9 @@ def score_table(store: TreeStore, raw: pd.DataFrame, generation: str | None = No
     """One row per scored input row: its id, the node it reaches, and per-level probabilities;
     the id column says which rows were scored."""
     generation = generation or store.require_current()
-    result, kept = route(store, generation, raw)
-    id_column = _tree_settings(store, generation).input.id_column
+    settings = _tree_settings(store, generation)
+    result, kept = route(store, generation, settings, raw)
+    id_column = settings.input.id_column
     if id_column is None:
         result.insert(0, "row_id", kept.nonzero()[0])
     else:
@@ -68,7 +72,7 @@ AGREEMENT_SAMPLE = 20_000  # rows routed to measure predict's agreement: a bound
 
 
 def predict_agreement(
-    store: TreeStore, generation: str, assignments: pd.DataFrame, random_state: int
+    store: TreeStore, generation: str, settings: Settings, assignments: pd.DataFrame
 ) -> float | None:
     """Share of (a seeded sample of) the rows in a leaf that ``predict`` routes to that same
     leaf: whether the classifiers reproduce the tree (None: no row is in a leaf)."""
@@ -76,8 +80,9 @@ def predict_agreement(
     if len(in_leaf) == 0 or not store.models_dir(generation).is_dir():
         return None  # nothing in a leaf, or the root is the only leaf: nothing is routed
     if len(in_leaf) > AGREEMENT_SAMPLE:
-        rng = np.random.default_rng(random_state)
+        rng = np.random.default_rng(settings.random_state)
         in_leaf = np.sort(rng.choice(in_leaf, AGREEMENT_SAMPLE, replace=False))
-    routed, _ = route(store, generation, store.read_table(generation, "features").iloc[in_leaf])
+    features = store.read_table(generation, "features").iloc[in_leaf]
+    routed, _ = route(store, generation, settings, features)
     leaves = assignments["leaf_path"].to_numpy()[in_leaf]
     return float(np.mean(routed["path"].to_numpy() == leaves))

@@ -125,9 +125,9 @@ class TreeStore:
         source = self.tree_dir(generation) / "manifest.json"
         return read_json(source).get("status", "building") if source.is_file() else "missing"
 
-    def mark_failed(self, generation: str, reason: str) -> None:
-        """Record why a tree that is still building will not complete (a published tree
-        keeps its status: a later failure, e.g. of a report, does not unpublish it)."""
+    def mark_failed(self, generation: str, reason: str) -> bool:
+        """Record why a tree that is still building will not complete. A published tree keeps
+        its status (a later failure, e.g. of a report, does not unpublish it): False then."""
         manifest = self.manifest(generation)
         if manifest.get("status") == "building":
             failed_at = datetime.now(UTC).isoformat()
@@ -135,6 +135,7 @@ class TreeStore:
                 self.tree_dir(generation) / "manifest.json",
                 {**manifest, "status": "failed", "failure": reason, "failed_at": failed_at},
             )
+        return manifest.get("status") != "complete"
 
     def latest_started(self) -> str | None:
         pointer = self.base_dir / "building.json"

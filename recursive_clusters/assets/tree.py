@@ -143,7 +143,7 @@ def build_tree_asset(max_depth: int):
             table,
             records,
             _roc_aucs(store, generation, records),
-            predict_agreement(store, generation, table, settings.random_state),
+            predict_agreement(store, generation, settings, table),
             summary.get("ari_vs_previous"),
             settings.checks,
         )

@@ -219,7 +219,7 @@ class FeaturePreprocessor:
 
     def transform(self, raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(float64 matrix of the kept rows, boolean kept-row mask over ``raw``)."""
-        values = _numeric_values(raw, list(self.feature_columns))
+        values, _ = _numeric_values(raw, list(self.feature_columns))
         matrix, kept, _ = _apply_non_finite(values, self)
         return self._standardise(matrix), kept
 
@@ -297,9 +297,7 @@ def prepare(raw: pd.DataFrame, settings: InputSettings) -> PreparedData:
     profile_columns = list(settings.profile_columns)
     _require_columns(raw, profile_columns, "input.profile_columns")
     candidates, skipped = _feature_candidates(raw, settings, profile_columns)
-    converted = {c: how for c in candidates if (how := numeric_column(raw[c])[1]) != "numeric"}
-
-    values = _numeric_values(raw, candidates)
+    values, converted = _numeric_values(raw, candidates)
     columns, values, dropped = _drop_constant_columns(candidates, values, settings.non_finite)
     kept = _finite_rows(values) if settings.non_finite == "drop" else np.ones(n_rows, dtype=bool)
     finite_kept = np.where(np.isfinite(values[kept]), values[kept], np.nan)
@@ -480,8 +478,9 @@ def _feature_candidates(
     return columns, {}
 
 
-def _numeric_values(raw: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """The columns as a float64 matrix (bools as 0/1, missing as NaN), after checking them."""
+def _numeric_values(raw: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, dict[str, str]]:
+    """The columns as a float64 matrix (bools as 0/1, missing as NaN), after checking them,
+    and how each column that was not numeric already was read (``numeric_column``)."""
     missing = [c for c in columns if c not in raw.columns]
     if missing:
         raise InputError(f"Feature columns missing from the input table: {missing}")
@@ -496,7 +495,7 @@ def _numeric_values(raw: pd.DataFrame, columns: list[str]) -> np.ndarray:
     for position, column in enumerate(columns):
         values[:, position] = read[column][0].to_numpy(dtype=np.float64, na_value=np.nan)
     _require_float32_range(raw, columns, values)
-    return values
+    return values, {c: how for c, (_, how) in read.items() if how != "numeric"}
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)

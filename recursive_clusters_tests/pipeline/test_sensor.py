@@ -72,6 +72,14 @@ def _launch(defs, instance) -> str:
     return instance.get_run_by_id(result.run_id).tags[GENERATION_TAG]
 
 
+def _first_tree(defs, instance) -> tuple[str, str]:
+    """A sensor that started watching, then one tree launched and grown until published:
+    the tree's id and the sensor's cursor."""
+    cursor = _tick(defs, instance, None).cursor
+    generation = _launch(defs, instance)
+    return generation, _grow_until_quiet(defs, instance, cursor)
+
+
 def _assert_current_tree_is_what_the_ui_shows(instance, store, generation, n_rows, label=""):
     assert store.current() == generation, f"{label}: tree {generation} is not current"
     assert store.status(generation) == "complete"
@@ -164,9 +172,7 @@ def test_a_schedule_tick_grows_and_publishes_a_new_tree(dagster_home, tmp_path):
     store = storage.store()
     schedule = defs.resolve_schedule_def("recluster_schedule")
     with DagsterInstance.get() as instance:
-        cursor = _tick(defs, instance, None).cursor
-        first = _launch(defs, instance)
-        cursor = _grow_until_quiet(defs, instance, cursor)
+        first, cursor = _first_tree(defs, instance)
         tick = schedule.evaluate_tick(build_schedule_context(instance=instance))
         (request,) = tick.run_requests
         job = defs.resolve_job_def(schedule.job_name)
@@ -183,9 +189,7 @@ def test_a_tree_that_cannot_grow_fails_its_check_and_keeps_the_previous_tree(
     defs, storage = _setup(dagster_home, tmp_path, planted_table())
     store = storage.store()
     with DagsterInstance.get() as instance:
-        cursor = _tick(defs, instance, None).cursor
-        good = _launch(defs, instance)
-        cursor = _grow_until_quiet(defs, instance, cursor)
+        good, cursor = _first_tree(defs, instance)
         broken = _launch(defs, instance)
         (store.node_dir(broken, "root") / "node.json").write_text("{ not json")
         tick = _tick(defs, instance, cursor)
@@ -205,9 +209,7 @@ def test_a_tree_failing_an_error_check_is_not_published_and_says_so(dagster_home
     defs, storage = _setup(dagster_home, tmp_path, planted_table())
     store = storage.store()
     with DagsterInstance.get() as instance:
-        cursor = _tick(defs, instance, None).cursor
-        good = _launch(defs, instance)
-        cursor = _grow_until_quiet(defs, instance, cursor)
+        good, cursor = _first_tree(defs, instance)
         strict = {  # any noise at all is an ERROR: HDBSCAN leaves some on these blobs
             "checks": {"max_noise_share_warn": 0.0, "max_noise_share_error": 0.0},
             "clustering": {**TEST_SETTINGS["clustering"], "noise_policy": "keep"},
