@@ -1,5 +1,7 @@
 """The growth sensor, evaluated with the daemon's checks, grows and publishes every tree."""
 
+import shutil
+
 import pandas as pd
 import yaml
 from dagster import (
@@ -233,7 +235,9 @@ def test_a_tree_failing_an_error_check_is_not_published_and_says_so(dagster_home
 def test_reclustering_by_the_cli_prunes_partitions_of_the_old_tree(
     grown_tree, tmp_path, settings_file, monkeypatch
 ):
-    monkeypatch.setenv("DAGSTER_HOME", str(grown_tree))
+    home = tmp_path / "dagster_home"  # a copy: the shared grown tree stays current for others
+    shutil.copytree(grown_tree, home)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
     smaller = tmp_path / "two_tops.csv"
     planted_table(seed=1, n_top=2).to_csv(smaller, index=False)
     assert main(["run", "--input", str(smaller), "--config", str(settings_file)]) == 0
