@@ -1,20 +1,27 @@
-"""The Dagster code location: assets for every tree level, the growth sensor, jobs, schedule."""
+"""The Dagster code location: assets for every tree level, batch scoring, sensors, jobs."""
 
 import os
 
 from dagster import Definitions, in_process_executor
 
+from recursive_clusters.assets.batches import scored_batches
 from recursive_clusters.assets.explanations import build_explanation_assets
 from recursive_clusters.assets.levels import build_level_assets
 from recursive_clusters.assets.report import build_report_asset
-from recursive_clusters.assets.scoring import scored_rows
+from recursive_clusters.assets.scoring import scored_table
 from recursive_clusters.assets.source import features, source_table
 from recursive_clusters.assets.tree import build_tree_asset
 from recursive_clusters.core.settings import Settings, load_settings
-from recursive_clusters.jobs import GROW_TREE_JOB, PUBLISH_TREE_JOB, build_jobs, level_job_name
+from recursive_clusters.jobs import (
+    GROW_TREE_JOB,
+    PUBLISH_TREE_JOB,
+    SCORE_BATCHES_JOB,
+    build_jobs,
+    level_job_name,
+)
 from recursive_clusters.resources import SETTINGS_ENV, TreeStorage
 from recursive_clusters.schedules import build_recluster_schedules
-from recursive_clusters.sensors import build_growth_sensor
+from recursive_clusters.sensors import build_batch_sensor, build_growth_sensor
 from recursive_clusters.tree_status import build_tree_failure_sensor
 
 
@@ -44,11 +51,13 @@ def build_definitions(settings: Settings, storage: TreeStorage | None = None) ->
             *(a for assets in levels.values() for a in assets),
             tree,
             report,
-            scored_rows,
+            scored_table,
+            scored_batches,
         ],
         jobs=list(jobs.values()),
         sensors=[
             build_growth_sensor(max_depth, level_jobs, jobs[PUBLISH_TREE_JOB]),
+            build_batch_sensor(jobs[SCORE_BATCHES_JOB], jobs[GROW_TREE_JOB]),
             build_tree_failure_sensor(
                 [jobs[GROW_TREE_JOB], *level_jobs.values(), jobs[PUBLISH_TREE_JOB]]
             ),

@@ -2,12 +2,14 @@
 
 from dagster import AssetKey, AssetSelection, define_asset_job
 
+from recursive_clusters.assets.batches import BATCH_PARTITIONS
 from recursive_clusters.assets.common import level_partitions
 from recursive_clusters.dagster_internals import UnresolvedAssetJobDefinition
 
 GROW_TREE_JOB = "grow_tree"
 PUBLISH_TREE_JOB = "publish_tree"
-SCORE_ROWS_JOB = "score_rows"
+SCORE_TABLE_JOB = "score_table"
+SCORE_BATCHES_JOB = "score_batches"
 
 
 def level_job_name(level: int) -> str:
@@ -30,11 +32,18 @@ def build_jobs(
             selection=AssetSelection.assets(*publish_assets),
             description="Assign every row to its leaf and make the finished tree current.",
         ),
-        SCORE_ROWS_JOB: define_asset_job(
-            SCORE_ROWS_JOB,
-            selection=AssetSelection.assets("scored_rows"),
+        SCORE_TABLE_JOB: define_asset_job(
+            SCORE_TABLE_JOB,
+            selection=AssetSelection.assets("scored_table"),
             description="Route a new table to the current tree's leaves (set its path in "
             "the launchpad config); schedule it to score new data regularly.",
+        ),
+        SCORE_BATCHES_JOB: define_asset_job(
+            SCORE_BATCHES_JOB,
+            selection=AssetSelection.assets("scored_batches"),
+            partitions_def=BATCH_PARTITIONS,
+            description="Score one incoming batch with the current tree and check it for "
+            "drift; the batch sensor launches it for every new file in batches.path.",
         ),
     }
     for level, keys in level_assets.items():

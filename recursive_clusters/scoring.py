@@ -10,6 +10,7 @@ import pandas as pd
 from recursive_clusters.core.data import FeaturePreprocessor, InputError, load_table
 from recursive_clusters.core.predict import predict_paths
 from recursive_clusters.core.settings import InputSettings, Settings, parse_settings
+from recursive_clusters.core.tree import ROOT
 from recursive_clusters.storage import TreeStore
 
 
@@ -17,11 +18,10 @@ def _tree_settings(store: TreeStore, generation: str) -> Settings:
     return parse_settings(store.manifest(generation)["settings"], source="tree manifest")
 
 
-def route(
-    store: TreeStore, generation: str, settings: Settings, raw: pd.DataFrame
+def tree_features(
+    store: TreeStore, generation: str, raw: pd.DataFrame
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """The node each row of ``raw`` reaches in tree ``generation`` (whose ``settings`` say
-    how confident a router must be), and which rows were kept.
+    """``raw``'s feature columns as the routers read them, and which rows were kept.
 
     The routers were trained on the original (imputed, unstandardised) feature columns, so
     new rows get the tree's own imputation and no scaling. Rows the tree's non-finite policy
@@ -30,13 +30,31 @@ def route(
     preprocessor = FeaturePreprocessor.from_json(store.read_text(generation, "preprocessor.json"))
     unscaled = dataclasses.replace(preprocessor, means=None, scales=None)
     matrix, kept = unscaled.transform(raw)
-    routed = predict_paths(
-        matrix,
-        list(unscaled.feature_columns),
+    return pd.DataFrame(matrix, columns=list(unscaled.feature_columns)), kept
+
+
+def route(
+    store: TreeStore, generation: str, settings: Settings, features: pd.DataFrame
+) -> pd.DataFrame:
+    """The node each row of ``features`` (``tree_features``) reaches in tree ``generation``,
+    whose ``settings`` say how confident a router must be. A tree whose root is its only
+    leaf has no router: every row stays at the root."""
+    if not store.models_dir(generation).is_dir():
+        n_rows = len(features)
+        return pd.DataFrame(
+            {
+                "path": np.full(n_rows, ROOT, dtype=object),
+                "depth": np.zeros(n_rows, dtype=np.int64),
+                "confident": np.ones(n_rows, dtype=bool),
+                "confidence": np.ones(n_rows),
+            }
+        )
+    return predict_paths(
+        features.to_numpy(),
+        list(features.columns),
         store.models_dir(generation),
         settings.explanation.confidence_threshold,
     )
-    return routed, kept
 
 
 def score_table(store: TreeStore, raw: pd.DataFrame, generation: str | None = None) -> pd.DataFrame:
@@ -44,7 +62,8 @@ def score_table(store: TreeStore, raw: pd.DataFrame, generation: str | None = No
     the id column says which rows were scored."""
     generation = generation or store.require_current()
     settings = _tree_settings(store, generation)
-    result, kept = route(store, generation, settings, raw)
+    features, kept = tree_features(store, generation, raw)
+    result = route(store, generation, settings, features)
     id_column = settings.input.id_column
     if id_column is None:
         result.insert(0, "row_id", kept.nonzero()[0])
@@ -68,21 +87,31 @@ def score_file(store: TreeStore, source: InputSettings) -> pd.DataFrame:
     return score_table(store, raw, generation)
 
 
-AGREEMENT_SAMPLE = 20_000  # rows routed to measure predict's agreement: a bounded cost
+TRAINING_SAMPLE = 20_000  # training rows routed for the agreement and the drift baseline
+
+
+def route_training_rows(
+    store: TreeStore, generation: str, settings: Settings
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """A seeded sample of the tree's rows (at most ``TRAINING_SAMPLE``, a bounded cost):
+    their row numbers, their features and where the routers send them."""
+    features = store.read_table(generation, "features")
+    rows = np.arange(len(features))
+    if len(rows) > TRAINING_SAMPLE:
+        rng = np.random.default_rng(settings.random_state)
+        rows = np.sort(rng.choice(rows, TRAINING_SAMPLE, replace=False))
+    sample = features.iloc[rows].reset_index(drop=True)
+    return rows, sample, route(store, generation, settings, sample)
 
 
 def predict_agreement(
-    store: TreeStore, generation: str, settings: Settings, assignments: pd.DataFrame
+    store: TreeStore, generation: str, assignments: pd.DataFrame, rows: np.ndarray, routed
 ) -> float | None:
-    """Share of (a seeded sample of) the rows in a leaf that ``predict`` routes to that same
-    leaf: whether the classifiers reproduce the tree (None: no row is in a leaf)."""
-    in_leaf = np.flatnonzero(~assignments["is_noise"].to_numpy())
-    if len(in_leaf) == 0 or not store.models_dir(generation).is_dir():
-        return None  # nothing in a leaf, or the root is the only leaf: nothing is routed
-    if len(in_leaf) > AGREEMENT_SAMPLE:
-        rng = np.random.default_rng(settings.random_state)
-        in_leaf = np.sort(rng.choice(in_leaf, AGREEMENT_SAMPLE, replace=False))
-    features = store.read_table(generation, "features").iloc[in_leaf]
-    routed, _ = route(store, generation, settings, features)
-    leaves = assignments["leaf_path"].to_numpy()[in_leaf]
-    return float(np.mean(routed["path"].to_numpy() == leaves))
+    """Share of the routed ``rows`` that are in a leaf and that ``predict`` sends to that
+    same leaf: whether the classifiers reproduce the tree (None: no row is in a leaf, or
+    the root is the only leaf and nothing is routed)."""
+    in_leaf = ~assignments["is_noise"].to_numpy()[rows]
+    if not in_leaf.any() or not store.models_dir(generation).is_dir():
+        return None
+    leaves = assignments["leaf_path"].to_numpy()[rows][in_leaf]
+    return float(np.mean(routed["path"].to_numpy()[in_leaf] == leaves))

@@ -1,4 +1,4 @@
-"""The sensor that grows each tree, one batch of siblings at a time, after a level-1 launch."""
+"""The sensors: one grows each tree after a level-1 launch, one watches incoming batches."""
 
 from collections.abc import Mapping
 
@@ -12,6 +12,7 @@ from dagster import (
 )
 
 from recursive_clusters.assets.common import DRIVER_TAG
+from recursive_clusters.batch_watch import plan_batches
 from recursive_clusters.core.parallelism import SIBLING_RUNS_ENV, available_cores, count_from_env
 from recursive_clusters.dagster_internals import UnresolvedAssetJobDefinition
 from recursive_clusters.growth import latest_storage_id, plan_growth
@@ -69,3 +70,29 @@ def build_growth_sensor(
         )
 
     return tree_growth_sensor
+
+
+def build_batch_sensor(
+    score_job: UnresolvedAssetJobDefinition, grow_job: UnresolvedAssetJobDefinition
+) -> SensorDefinition:
+    @sensor(
+        name="batch_sensor",
+        jobs=[score_job, grow_job],
+        minimum_interval_seconds=15,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Adds a scored_batches partition for every new file (or DuckDB batch) in "
+        "batches.path and scores it; launches a re-clustering when drift.consecutive_batches "
+        "batches in a row drift from the current tree.",
+    )
+    def batch_sensor(context: SensorEvaluationContext, tree_storage: TreeStorage):
+        plan = plan_batches(
+            context.instance, tree_storage.store(), tree_storage.new_tree_settings()
+        )
+        if not plan.run_requests:
+            return SkipReason(plan.skip_reason)
+        return SensorResult(
+            run_requests=plan.run_requests,
+            dynamic_partitions_requests=plan.dynamic_partitions_requests,
+        )
+
+    return batch_sensor

@@ -15,6 +15,8 @@ Layout under ``base_dir``::
     trees/<generation>/nodes/<path>/node.json          written last: the node is complete
     trees/<generation>/nodes/<path>/*.png, models/, explanation files
     trees/<generation>/assignments.parquet
+    trees/<generation>/drift_baseline.json  training rows as the routers place them
+    scored_batches/<batch>.parquet          each incoming batch, scored (batch, id, path, ...)
     building.json   the generation most recently started
     current.json    the last generation completed: what export, report and predict read
     catalog.duckdb  views and tables for SQL users
@@ -22,6 +24,7 @@ Layout under ``base_dir``::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -34,6 +37,7 @@ import duckdb
 import pandas as pd
 
 from recursive_clusters.core.atomic import atomic_path
+from recursive_clusters.core.drift import DriftBaseline
 from recursive_clusters.core.tree import validate_path
 
 _GENERATION_PATTERN = re.compile(r"^[0-9a-f]{8,40}$")
@@ -180,6 +184,33 @@ class TreeStore:
         if not source.is_file():
             raise StorageError(f"Missing file {name!r} of tree {generation}: {source}")
         return source.read_text()
+
+    def write_drift_baseline(self, generation: str, baseline: DriftBaseline) -> None:
+        self.write_text(generation, "drift_baseline.json", baseline.to_json())
+
+    def read_drift_baseline(self, generation: str) -> DriftBaseline:
+        return DriftBaseline.from_json(self.read_text(generation, "drift_baseline.json"))
+
+    # -- incoming batches ----------------------------------------------------------------
+    def scored_batch_path(self, batch: str) -> Path:
+        """One file per batch key; the key is hashed into the name only when it is not a
+        safe file name (keys come from users' file names or DuckDB values)."""
+        safe = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}", batch) is not None
+        name = batch if safe else hashlib.sha256(batch.encode()).hexdigest()[:16]
+        return self.base_dir / "scored_batches" / f"{name}.parquet"
+
+    def write_scored_batch(self, batch: str, scores: pd.DataFrame) -> Path:
+        """The batch's scores, then the ``scored_rows`` view over every scored batch."""
+        target = self.scored_batch_path(batch)
+        write_parquet(target, scores)
+        pattern = _sql_string(str(target.parent / "*.parquet"))
+        self._with_catalog(
+            lambda connection: connection.execute(
+                'CREATE OR REPLACE VIEW "scored_rows" AS SELECT * FROM read_parquet('
+                f"{pattern}, union_by_name = true)"
+            )
+        )
+        return target
 
     # -- nodes -------------------------------------------------------------------------
     def node_dir(self, generation: str, path: str) -> Path:

@@ -37,6 +37,7 @@ warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", categor
 GENERATION_TAG = "recursive_clusters/generation"
 DRIVER_TAG = "recursive_clusters/driver"
 THREADS_TAG = "recursive_clusters/threads"
+TRIGGER_TAG = "recursive_clusters/trigger"  # why a tree was launched (e.g. drift in batches)
 
 
 @cache

@@ -24,13 +24,13 @@ class ScoringConfig(Config):
     deps=["cluster_tree"],
     description="New rows routed to a leaf of the current tree by its classifiers alone.",
 )
-def scored_rows(
+def scored_table(
     context: AssetExecutionContext, config: ScoringConfig, tree_storage: TreeStorage
 ) -> MaterializeResult:
     store = tree_storage.store()
     generation = store.require_current()
     target = output_file(
-        config.output or store.tree_dir(generation) / "scored_rows.parquet",
+        config.output or store.tree_dir(generation) / "scored_table.parquet",
         "output",
         inputs=[config.path],
     )

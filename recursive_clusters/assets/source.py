@@ -2,12 +2,14 @@
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from recursive_clusters.assets.common import GENERATION_TAG, open_tree
+from recursive_clusters.assets.common import DRIVER_TAG, GENERATION_TAG, TRIGGER_TAG, open_tree
+from recursive_clusters.core.batches import with_batches
 from recursive_clusters.core.data import (
     InputError,
     PreparedData,
@@ -44,10 +46,30 @@ def image_pixels(source: pd.DataFrame, prepared: PreparedData, settings: InputSe
     return source[columns].iloc[prepared.kept_rows].reset_index(drop=True).astype(float)
 
 
-@asset(group_name="input", description="The input table, snapshotted as a new tree generation.")
+def launch_trigger(tags: Mapping[str, str]) -> str:
+    """Why this tree was started, for its manifest and report: drift (the batch sensor
+    says which batches), the schedule, the CLI, or a launch by hand."""
+    if TRIGGER_TAG in tags:
+        return tags[TRIGGER_TAG]
+    if "dagster/schedule_name" in tags:
+        return f"schedule {tags['dagster/schedule_name']}"
+    if tags.get(DRIVER_TAG) == "cli":
+        return "command line"
+    return "launched from the Dagster UI"
+
+
+@asset(
+    group_name="input",
+    description="The input table (plus the batches that have arrived, with "
+    "batches.include_in_trees), snapshotted as a new tree generation.",
+)
 def source_table(context: AssetExecutionContext, tree_storage: TreeStorage) -> MaterializeResult:
     settings = tree_storage.new_tree_settings()
     raw = load_table(settings.input)
+    batches: list[str] = []
+    if settings.batches.include_in_trees and settings.batches.path:
+        raw, batches = with_batches(raw, settings.batches, settings.input)
+    trigger = launch_trigger(context.dagster_run.tags)
     data_fingerprint = fingerprint_frame(raw)
     generation = generation_id(data_fingerprint, settings.fingerprint(), context.run_id)
     store = tree_storage.store()
@@ -60,6 +82,8 @@ def source_table(context: AssetExecutionContext, tree_storage: TreeStorage) -> M
             "source": settings.input.path or "built-in digits demo",
             "started_at": datetime.now(UTC).isoformat(),
             "n_rows": len(raw),
+            "batches_included": batches,
+            "trigger": trigger,
         },
     )
     store.write_table(generation, "source", raw)
@@ -71,6 +95,8 @@ def source_table(context: AssetExecutionContext, tree_storage: TreeStorage) -> M
             "columns": len(raw.columns),
             "data_fingerprint": data_fingerprint,
             "source": settings.input.path or "built-in digits demo",
+            "batches_included": len(batches),
+            "trigger": trigger,
             "preview": MetadataValue.md(raw.head(5).to_markdown(index=False)),
             "settings": MetadataValue.json(settings.model_dump(mode="json")),
         }

@@ -18,10 +18,18 @@ from dagster import (
 from recursive_clusters.assets.common import every_level_deps, open_tree
 from recursive_clusters.assets.levels import clusters_key
 from recursive_clusters.core.compare import compare_trees
-from recursive_clusters.core.tree import NOISE_NAME, NodeOutcome, assign_leaves, pending_nodes
+from recursive_clusters.core.drift import fit_baseline, top_drivers
+from recursive_clusters.core.settings import Settings
+from recursive_clusters.core.tree import (
+    NOISE_NAME,
+    ROOT,
+    NodeOutcome,
+    assign_leaves,
+    pending_nodes,
+)
 from recursive_clusters.core.tree_checks import CheckOutcome, blocking_failures, tree_checks
 from recursive_clusters.resources import TreeStorage
-from recursive_clusters.scoring import predict_agreement
+from recursive_clusters.scoring import predict_agreement, route_training_rows
 from recursive_clusters.storage import TreeStore
 
 TREE_ASSET = AssetKey("cluster_tree")
@@ -50,6 +58,16 @@ def _roc_aucs(store: TreeStore, generation: str, records: dict[str, dict]) -> li
         if record["split_accepted"]
         for auc in store.read_node_table(generation, path, "classifier_metrics")["roc_auc"]
     ]
+
+
+def _watched_drivers(
+    store: TreeStore, generation: str, records: dict[str, dict], settings: Settings
+) -> list[str]:
+    """The root's top SHAP drivers, whose distribution each new batch is compared on."""
+    if not records[ROOT]["split_accepted"]:
+        return []
+    drivers = store.read_node_table(generation, ROOT, "drivers")
+    return top_drivers(drivers, settings.drift.top_drivers)
 
 
 def _check_result(outcome: CheckOutcome, generation: str) -> AssetCheckResult:
@@ -139,11 +157,14 @@ def build_tree_asset(max_depth: int):
                     changes[changes["change"] != "kept"].to_markdown(index=False)
                 ),
             }
+        rows, sample, routed = route_training_rows(store, generation, settings)
+        drivers = _watched_drivers(store, generation, records, settings)
+        store.write_drift_baseline(generation, fit_baseline(routed, sample, drivers))
         outcomes = tree_checks(
             table,
             records,
             _roc_aucs(store, generation, records),
-            predict_agreement(store, generation, settings, table),
+            predict_agreement(store, generation, table, rows, routed),
             summary.get("ari_vs_previous"),
             settings.checks,
         )

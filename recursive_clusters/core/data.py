@@ -146,6 +146,18 @@ def _read_duckdb(path: str, table: str | None) -> pd.DataFrame:
     """One table of a DuckDB file, attached read-only; identifiers are quoted, never pasted."""
     if table is None:
         raise InputError(f"input.table is required to read the DuckDB file {path!r}")
+    return query_duckdb_table(path, table, "SELECT * FROM {table}")
+
+
+def query_duckdb_table(
+    path: str,
+    table: str,
+    query: str,
+    parameters: list | None = None,
+    parameter: str = "input.table",
+) -> pd.DataFrame:
+    """``query`` (with ``{table}`` standing for the table) on one table of a DuckDB file,
+    attached read-only; a missing table is named with the ones there."""
     with duckdb.connect() as connection:
         connection.execute(f"ATTACH {_sql_string(path)} AS source (TYPE duckdb, READ_ONLY)")
         rows = connection.execute(
@@ -159,19 +171,19 @@ def _read_duckdb(path: str, table: str | None) -> pd.DataFrame:
         if table not in tables:
             available = ", ".join(map(repr, tables)) or "(none)"
             raise InputError(
-                f"Table {table!r} (input.table) not found in DuckDB file {path!r}; "
+                f"Table {table!r} ({parameter}) not found in DuckDB file {path!r}; "
                 f"tables there: {available}"
             )
         schema, name = tables[table]
-        query = f"SELECT * FROM source.{_sql_identifier(schema)}.{_sql_identifier(name)}"
-        return connection.execute(query).df()
+        qualified = f"source.{sql_identifier(schema)}.{sql_identifier(name)}"
+        return connection.execute(query.format(table=qualified), parameters or []).df()
 
 
 def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _sql_identifier(value: str) -> str:
+def sql_identifier(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 

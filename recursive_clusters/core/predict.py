@@ -71,9 +71,11 @@ def predict_paths(
 
     At a node with a router the row goes to its most probable child if that probability
     reaches ``confidence_threshold``; otherwise it stops there (``confident`` False). A node
-    without a model directory is a leaf. Columns are matched by name, so a different order
-    is fine. Per level i the table has the child taken (``level_i``, None past the row's
-    end) and the router's probability for it (``probability_i``, NaN past the row's end).
+    without a model directory is a leaf. ``confidence`` is the row's weakest step: the lowest
+    probability of the child chosen at any node on its way, the step where it stopped too.
+    Columns are matched by name, so a different order is fine. Per level i the table has the
+    child taken (``level_i``, None past the row's end) and the router's probability for it
+    (``probability_i``, NaN past the row's end).
     """
     models_dir = Path(models_dir)
     nodes = _node_directories(models_dir)
@@ -87,6 +89,7 @@ def predict_paths(
     n_rows = len(matrix)
     paths = np.full(n_rows, ROOT, dtype=object)
     confident = np.ones(n_rows, dtype=bool)
+    confidence = np.ones(n_rows)
     levels: list[tuple[np.ndarray, np.ndarray]] = []
     frontier = {ROOT: np.arange(n_rows)} if n_rows else {}
     while frontier:
@@ -101,6 +104,7 @@ def predict_paths(
             best = probabilities.argmax(axis=1)
             probability = probabilities[np.arange(len(rows)), best]
             sure = probability >= confidence_threshold
+            confidence[rows] = np.minimum(confidence[rows], probability)
             confident[rows[~sure]] = False
             for index in np.unique(best[sure]):
                 moving = rows[sure & (best == index)]
@@ -119,6 +123,7 @@ def predict_paths(
             "path": paths.astype(str),
             "depth": np.array([p.count(".") for p in paths], dtype=np.int64),
             "confident": confident,
+            "confidence": confidence,
         }
     )
     for depth, (children_of_level, probability_of_level) in enumerate(levels, start=1):

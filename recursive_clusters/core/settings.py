@@ -302,6 +302,83 @@ class ChecksSettings(_Strict):
     )
 
 
+class BatchSettings(_Strict):
+    """Where new rows arrive, to be scored by the current tree as they come (``batch_sensor``).
+
+    Read from the settings file at each sensor tick, so a deployment can point it elsewhere
+    without re-clustering.
+    """
+
+    path: str | None = Field(
+        None,
+        description="Watched source of new rows: a folder of Parquet/CSV files (one file = one "
+        "batch, named by its file name) or a DuckDB file (with table and batch_column). Empty: "
+        "no batches are watched.",
+    )
+    table: str | None = Field(None, description="Table name inside a DuckDB batch source.")
+    batch_column: str | None = Field(
+        None, description="Column of the DuckDB table that names each row's batch."
+    )
+    include_in_trees: bool = Field(
+        True,
+        description="A new tree (a launch, the schedule, or drift) clusters the input table "
+        "plus every batch that has arrived, so a re-clustering sees the data that drifted.",
+    )
+
+    @model_validator(mode="after")
+    def _duckdb_needs_table(self) -> BatchSettings:
+        if self.path and Path(self.path).suffix.lower() in (".duckdb", ".db"):
+            missing = [k for k in ("table", "batch_column") if not getattr(self, k)]
+            if missing:
+                raise ValueError(
+                    f"batches.path {self.path!r} is a DuckDB file: set batches."
+                    + " and batches.".join(missing)
+                )
+        return self
+
+
+class DriftSettings(_Strict):
+    """When a batch no longer fits the tree (``core/drift``), and when that re-clusters.
+
+    Each figure compares a batch with the tree's own training rows routed the same way; the
+    allowance grows by the sampling noise of the batch's size, so small batches do not raise
+    false alarms. Calibrated on digits held out of the tree: ``benchmarks/drift.py``.
+    """
+
+    max_leaf_psi: float = Field(
+        0.25,
+        ge=0.0,
+        description="Population stability index of the share of rows per reached node, above "
+        "its sampling noise (the common rule: PSI above 0.25 is a major shift).",
+    )
+    max_low_confidence_increase: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="How much the share of rows the routers cannot place confidently "
+        "(explanation.confidence_threshold) may exceed the training rows' share.",
+    )
+    max_driver_psi: float = Field(
+        0.25,
+        ge=0.0,
+        description="PSI of the distribution (training deciles) of each top SHAP driver of the "
+        "root, above its sampling noise: the largest is compared.",
+    )
+    top_drivers: int = Field(
+        5, ge=0, le=50, description="How many of the root's top SHAP drivers are watched."
+    )
+    consecutive_batches: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="Drifting batches in a row (scored by the current tree) that launch a "
+        "re-clustering; one odd batch only raises its WARN check.",
+    )
+    recluster: bool = Field(
+        True, description="Launch a new tree on drift; false: only flag the batches."
+    )
+
+
 class Settings(_Strict):
     """The whole configuration of one tree."""
 
@@ -312,6 +389,8 @@ class Settings(_Strict):
     explanation: ExplanationSettings = Field(default_factory=ExplanationSettings)
     acceptance: AcceptanceSettings = Field(default_factory=AcceptanceSettings)
     checks: ChecksSettings = Field(default_factory=ChecksSettings)
+    batches: BatchSettings = Field(default_factory=BatchSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
     random_state: int = Field(42, ge=0, description="Seed for every random step.")
     schedule_cron: str | None = Field(
         None, description="Cron string to re-cluster on a schedule; empty: no schedule runs."

@@ -53,7 +53,8 @@ def test_paths_follow_the_known_structure(models_dir):
     matrix, expected = sample(1)  # fresh rows from the same blobs
     result = predict_paths(matrix, COLUMNS, models_dir, 0.5)
     assert list(result.columns) == [
-        "path", "depth", "confident", "level_1", "probability_1", "level_2", "probability_2",
+        "path", "depth", "confident", "confidence",
+        "level_1", "probability_1", "level_2", "probability_2",
     ]  # fmt: skip
     assert len(result) == len(matrix)
     assert np.mean(result["path"].to_numpy() == expected) > 0.9
@@ -63,6 +64,10 @@ def test_paths_follow_the_known_structure(models_dir):
     shallow = result[result["path"].isin(["root.1", "root.2"])]
     assert shallow["level_2"].isna().all() and shallow["probability_2"].isna().all()
     assert (result.loc[result["confident"], "probability_1"] >= 0.5).all()
+    # a row's confidence is its weakest step, where it stopped included
+    steps = result[["probability_1", "probability_2"]].min(axis=1)
+    assert (result.loc[result["confident"], "confidence"] == steps[result["confident"]]).all()
+    assert (result.loc[~result["confident"], "confidence"] < 0.5).all()
 
 
 def test_threshold_above_one_stops_every_row_at_root(models_dir):
@@ -70,7 +75,7 @@ def test_threshold_above_one_stops_every_row_at_root(models_dir):
     result = predict_paths(matrix, COLUMNS, models_dir, 1.01)
     assert (result["path"] == "root").all() and (result["depth"] == 0).all()
     assert not result["confident"].any()
-    assert list(result.columns) == ["path", "depth", "confident"]
+    assert list(result.columns) == ["path", "depth", "confident", "confidence"]
 
 
 def test_reordered_columns_give_the_same_paths(models_dir):

@@ -2,14 +2,11 @@
 
 import shutil
 
-import pandas as pd
-import yaml
 from dagster import (
     AssetCheckKey,
     AssetKey,
     DagsterInstance,
     build_schedule_context,
-    build_sensor_context,
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
@@ -17,69 +14,20 @@ from recursive_clusters.assets.common import GENERATION_TAG, THREADS_TAG
 from recursive_clusters.assets.tree import TREE_ASSET, TREE_COMPLETE_CHECK
 from recursive_clusters.cli import main
 from recursive_clusters.core.parallelism import SIBLING_RUNS_ENV, available_cores
-from recursive_clusters.core.settings import parse_settings
 from recursive_clusters.core.tree import partition_key
-from recursive_clusters.definitions import build_definitions
 from recursive_clusters.growth import chunks
-from recursive_clusters.jobs import GROW_TREE_JOB, PUBLISH_TREE_JOB
+from recursive_clusters.jobs import PUBLISH_TREE_JOB
 from recursive_clusters.resources import TreeStorage
-from recursive_clusters.runner import _apply, ensure_dagster_home
+from recursive_clusters.runner import _apply
 from recursive_clusters.sensors import default_parallel_runs
 from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
-
-
-def _tick(defs, instance, cursor):
-    """One tick as the daemon evaluates it: ``evaluate_tick`` applies Dagster's own checks of
-    a tick's result (e.g. no key both added and deleted), which calling the function skips."""
-    sensor = defs.resolve_sensor_def("tree_growth_sensor")
-    context = build_sensor_context(
-        instance=instance,
-        cursor=cursor,
-        definitions=defs,
-        resources={"tree_storage": defs.resources["tree_storage"]},
-    )
-    return sensor.evaluate_tick(context)
-
-
-def _setup(dagster_home, tmp_path, data: pd.DataFrame, **overrides):
-    """Definitions over a temporary store whose settings file starts trees on ``data``."""
-    ensure_dagster_home(dagster_home)
-    path = tmp_path / "input.parquet"
-    data.to_parquet(path)
-    raw = {**TEST_SETTINGS, "input": {**TEST_SETTINGS["input"], "path": str(path)}, **overrides}
-    settings_path = tmp_path / "settings.yaml"
-    settings_path.write_text(yaml.safe_dump(raw))
-    storage = TreeStorage(base_dir=str(tmp_path / "trees"), settings_path=str(settings_path))
-    return build_definitions(parse_settings(raw), storage), storage
-
-
-def _grow_until_quiet(defs, instance, cursor: str) -> str:
-    """Tick, apply the tick's partition requests and run its runs, as the daemon does, until
-    a tick asks for nothing more; returns the cursor."""
-    for _ in range(20):
-        tick = _tick(defs, instance, cursor)
-        cursor = tick.cursor
-        _apply(instance, tick.dynamic_partitions_requests)
-        if not tick.run_requests:
-            return cursor
-        for request in tick.run_requests:
-            job = defs.resolve_job_def(request.job_name)
-            assert job.execute_in_process(instance=instance, tags=request.tags).success
-    raise AssertionError("the tree never stopped growing")
-
-
-def _launch(defs, instance) -> str:
-    """``grow_tree`` as the UI or the schedule launches it (no CLI tag): a new tree's id."""
-    result = defs.resolve_job_def(GROW_TREE_JOB).execute_in_process(instance=instance)
-    return instance.get_run_by_id(result.run_id).tags[GENERATION_TAG]
-
-
-def _first_tree(defs, instance) -> tuple[str, str]:
-    """A sensor that started watching, then one tree launched and grown until published:
-    the tree's id and the sensor's cursor."""
-    cursor = _tick(defs, instance, None).cursor
-    generation = _launch(defs, instance)
-    return generation, _grow_until_quiet(defs, instance, cursor)
+from recursive_clusters_tests.pipeline.ticks import (
+    first_tree,
+    grow_until_quiet,
+    launch,
+    setup,
+    tick,
+)
 
 
 def _assert_current_tree_is_what_the_ui_shows(instance, store, generation, n_rows, label=""):
@@ -97,13 +45,13 @@ def _assert_current_tree_is_what_the_ui_shows(instance, store, generation, n_row
 
 
 def test_sensor_adds_children_runs_them_then_publishes(dagster_home, tmp_path):
-    defs, storage = _setup(dagster_home, tmp_path, planted_table())
+    defs, storage = setup(dagster_home, tmp_path, planted_table())
     with DagsterInstance.get() as instance:
-        first = _tick(defs, instance, None)
+        first = tick(defs, instance, None)
         assert not first.run_requests  # a new sensor starts watching from now
-        generation = _launch(defs, instance)
+        generation = launch(defs, instance)
 
-        grow = _tick(defs, instance, first.cursor)
+        grow = tick(defs, instance, first.cursor)
         (add,) = grow.dynamic_partitions_requests
         assert add.partitions_def_name == "level_2_nodes"
         keys = [f"{generation}:root.{child}" for child in range(3)]
@@ -127,22 +75,22 @@ def test_sensor_adds_children_runs_them_then_publishes(dagster_home, tmp_path):
             job = defs.resolve_job_def(request.job_name)
             assert job.execute_in_process(instance=instance, tags=request.tags).success
 
-        publish = _tick(defs, instance, grow.cursor)
+        publish = tick(defs, instance, grow.cursor)
         assert [r.job_name for r in publish.run_requests] == [PUBLISH_TREE_JOB]
         assert not publish.dynamic_partitions_requests
         job = defs.resolve_job_def(PUBLISH_TREE_JOB)
         assert job.execute_in_process(instance=instance, tags=publish.run_requests[0].tags).success
-        assert _grow_until_quiet(defs, instance, publish.cursor) is not None
+        assert grow_until_quiet(defs, instance, publish.cursor) is not None
         _assert_current_tree_is_what_the_ui_shows(instance, storage.store(), generation, 660)
 
 
 def test_every_relaunch_grows_and_publishes_a_new_tree(dagster_home, tmp_path):
     """First tree, the same again, new settings, new data, then two launches in a row: each
     ends with a published current tree whose partitions are the only ones the UI shows."""
-    defs, storage = _setup(dagster_home, tmp_path, planted_table())
+    defs, storage = setup(dagster_home, tmp_path, planted_table())
     store = storage.store()
     with DagsterInstance.get() as instance:
-        cursor = _tick(defs, instance, None).cursor
+        cursor = tick(defs, instance, None).cursor
         trees = []
         for label, data, overrides in [
             ("first tree", planted_table(), {}),
@@ -150,9 +98,9 @@ def test_every_relaunch_grows_and_publishes_a_new_tree(dagster_home, tmp_path):
             ("new settings", planted_table(), {"random_state": 7}),
             ("new data", planted_table(seed=1, n_top=2), {}),
         ]:
-            defs, _ = _setup(dagster_home, tmp_path, data, **overrides)
-            generation = _launch(defs, instance)
-            cursor = _grow_until_quiet(defs, instance, cursor)
+            defs, _ = setup(dagster_home, tmp_path, data, **overrides)
+            generation = launch(defs, instance)
+            cursor = grow_until_quiet(defs, instance, cursor)
             _assert_current_tree_is_what_the_ui_shows(instance, store, generation, len(data), label)
             trees.append(generation)
         assert len(set(trees)) == len(trees), f"a relaunch reused a tree id: {trees}"
@@ -160,8 +108,8 @@ def test_every_relaunch_grows_and_publishes_a_new_tree(dagster_home, tmp_path):
         assert store.manifest(trees[1])["previous_generation"] == trees[0]
         assert store.status(trees[0]) == "complete"  # replaced, its files kept
 
-        first, second = _launch(defs, instance), _launch(defs, instance)  # two in a row
-        cursor = _grow_until_quiet(defs, instance, cursor)
+        first, second = launch(defs, instance), launch(defs, instance)  # two in a row
+        cursor = grow_until_quiet(defs, instance, cursor)
         assert {store.status(first), store.status(second)} == {"complete"}
         _assert_current_tree_is_what_the_ui_shows(instance, store, store.current(), 440)
         assert store.current() in (first, second)
@@ -170,17 +118,17 @@ def test_every_relaunch_grows_and_publishes_a_new_tree(dagster_home, tmp_path):
 def test_a_schedule_tick_grows_and_publishes_a_new_tree(dagster_home, tmp_path):
     """The schedule's tick, evaluated with Dagster's own checks, launches ``grow_tree``; the
     sensor grows and publishes the tree it starts, beside the one launched before."""
-    defs, storage = _setup(dagster_home, tmp_path, planted_table(), schedule_cron="0 3 * * *")
+    defs, storage = setup(dagster_home, tmp_path, planted_table(), schedule_cron="0 3 * * *")
     store = storage.store()
     schedule = defs.resolve_schedule_def("recluster_schedule")
     with DagsterInstance.get() as instance:
-        first, cursor = _first_tree(defs, instance)
-        tick = schedule.evaluate_tick(build_schedule_context(instance=instance))
-        (request,) = tick.run_requests
+        first, cursor = first_tree(defs, instance)
+        scheduled_tick = schedule.evaluate_tick(build_schedule_context(instance=instance))
+        (request,) = scheduled_tick.run_requests
         job = defs.resolve_job_def(schedule.job_name)
         result = job.execute_in_process(instance=instance, tags=request.tags)
         scheduled = instance.get_run_by_id(result.run_id).tags[GENERATION_TAG]
-        _grow_until_quiet(defs, instance, cursor)
+        grow_until_quiet(defs, instance, cursor)
         assert scheduled != first
         _assert_current_tree_is_what_the_ui_shows(instance, store, scheduled, 660, "schedule")
 
@@ -188,14 +136,14 @@ def test_a_schedule_tick_grows_and_publishes_a_new_tree(dagster_home, tmp_path):
 def test_a_tree_that_cannot_grow_fails_its_check_and_keeps_the_previous_tree(
     dagster_home, tmp_path
 ):
-    defs, storage = _setup(dagster_home, tmp_path, planted_table())
+    defs, storage = setup(dagster_home, tmp_path, planted_table())
     store = storage.store()
     with DagsterInstance.get() as instance:
-        good, cursor = _first_tree(defs, instance)
-        broken = _launch(defs, instance)
+        good, cursor = first_tree(defs, instance)
+        broken = launch(defs, instance)
         (store.node_dir(broken, "root") / "node.json").write_text("{ not json")
-        tick = _tick(defs, instance, cursor)
-        assert not tick.run_requests
+        result = tick(defs, instance, cursor)
+        assert not result.run_requests
         assert store.status(broken) == "failed"
         assert "root" in store.manifest(broken)["failure"]
         assert store.current() == good
@@ -208,17 +156,17 @@ def test_a_tree_that_cannot_grow_fails_its_check_and_keeps_the_previous_tree(
 
 
 def test_a_tree_failing_an_error_check_is_not_published_and_says_so(dagster_home, tmp_path):
-    defs, storage = _setup(dagster_home, tmp_path, planted_table())
+    defs, storage = setup(dagster_home, tmp_path, planted_table())
     store = storage.store()
     with DagsterInstance.get() as instance:
-        good, cursor = _first_tree(defs, instance)
+        good, cursor = first_tree(defs, instance)
         strict = {  # any noise at all is an ERROR: HDBSCAN leaves some on these blobs
             "checks": {"max_noise_share_warn": 0.0, "max_noise_share_error": 0.0},
             "clustering": {**TEST_SETTINGS["clustering"], "noise_policy": "keep"},
         }
-        defs, _ = _setup(dagster_home, tmp_path, planted_table(), **strict)
-        rejected = _launch(defs, instance)
-        _grow_until_quiet(defs, instance, cursor)
+        defs, _ = setup(dagster_home, tmp_path, planted_table(), **strict)
+        rejected = launch(defs, instance)
+        grow_until_quiet(defs, instance, cursor)
         assert store.current() == good and store.status(rejected) == "failed"
         assert "noise" in store.manifest(rejected)["failure"]
         checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(

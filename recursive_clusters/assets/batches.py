@@ -1,0 +1,103 @@
+"""Incoming batches, one partition each: routed through the current tree and checked for drift."""
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    DynamicPartitionsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from recursive_clusters.core.batches import load_batch
+from recursive_clusters.core.data import InputError
+from recursive_clusters.core.drift import measure_drift
+from recursive_clusters.core.settings import parse_settings
+from recursive_clusters.resources import TreeStorage
+from recursive_clusters.scoring import route, tree_features
+
+BATCH_PARTITIONS = DynamicPartitionsDefinition(name="batches")
+SCORED_BATCHES = AssetKey("scored_batches")
+DRIFT_CHECK = "drift"
+
+
+def _scores(batch: str, generation: str, ids: pd.Series, routed: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the ``scored_rows`` view: ids as text, so batches of any id type union."""
+    return pd.DataFrame(
+        {
+            "batch": batch,
+            "generation": generation,
+            "id": ids.astype(str).to_numpy(),
+            "leaf": routed["path"].to_numpy(),
+            "confidence": routed["confidence"].to_numpy(),
+            "confident": routed["confident"].to_numpy(),
+        }
+    )
+
+
+@asset(
+    key=SCORED_BATCHES,
+    group_name="scoring",
+    deps=["cluster_tree"],
+    partitions_def=BATCH_PARTITIONS,
+    description="Each incoming batch (batches.path) routed through the current tree: rows in "
+    "DuckDB's scored_rows view (batch, id, leaf, confidence), leaf shares, and a drift check "
+    "against the tree's training rows.",
+    check_specs=[
+        AssetCheckSpec(
+            DRIFT_CHECK,
+            asset=SCORED_BATCHES,
+            description="The batch fits the tree: node-share PSI, share of rows not "
+            "confidently placed and the top SHAP drivers' PSI within the drift.* thresholds. "
+            "drift.consecutive_batches failures in a row launch a re-clustering.",
+        )
+    ],
+)
+def scored_batches(context: AssetExecutionContext, tree_storage: TreeStorage) -> MaterializeResult:
+    batch = context.partition_key
+    live = tree_storage.new_tree_settings()
+    store = tree_storage.store()
+    generation = store.require_current()
+    settings = parse_settings(store.manifest(generation)["settings"], source="tree manifest")
+    id_column = settings.input.id_column
+    raw = load_batch(live.batches, batch, id_column)
+    if id_column is not None and id_column not in raw.columns:
+        raise InputError(
+            f"batch {batch!r} has no id column {id_column!r} (the tree's input.id_column); "
+            "add it so that the scores can be joined back to the rows"
+        )
+    features, kept = tree_features(store, generation, raw)
+    routed = route(store, generation, settings, features)
+    ids = raw[id_column][kept] if id_column else pd.Series(kept.nonzero()[0])
+    target = store.write_scored_batch(batch, _scores(batch, generation, ids, routed))
+    drift = measure_drift(store.read_drift_baseline(generation), routed, features, live.drift)
+    shares = routed["path"].value_counts(normalize=True).rename_axis("leaf")
+    figures = {k: v for k, v in drift.as_dict().items() if k != "reasons" and v is not None}
+    return MaterializeResult(
+        metadata={
+            "generation": generation,
+            "rows": len(routed),
+            "rows_dropped": int((~kept).sum()),
+            "low_confidence_share": drift.low_confidence_share,
+            "drifting": drift.drifting,
+            "drift_reasons": "; ".join(drift.reasons) or "none",
+            "node_psi": drift.node_psi,
+            "scores": MetadataValue.path(str(target)),
+            "leaf_shares": MetadataValue.md(
+                shares.reset_index(name="share").round(4).to_markdown(index=False)
+            ),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name=DRIFT_CHECK,
+                passed=not drift.drifting,
+                severity=AssetCheckSeverity.WARN,
+                description="; ".join(drift.reasons) or f"fits tree {generation}",
+                metadata={"batch": batch, "generation": generation, **figures},
+            )
+        ],
+    )
