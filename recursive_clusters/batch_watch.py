@@ -97,7 +97,7 @@ def plan_batches(instance: DagsterInstance, store: TreeStore, settings: Settings
                     run_key=f"drift:{current}",  # once per current tree
                     job_name=GROW_TREE_JOB,
                     tags={
-                        TRIGGER_TAG: f"drift of tree {current} in {needed} batches in a row "
+                        TRIGGER_TAG: f"drift of tree {current} in {needed} batch(es) in a row "
                         f"({names}): {streak[-1].reasons}"
                     },
                 )

@@ -42,26 +42,25 @@ def _split(value: str | None) -> list[str] | None:
     return [part.strip() for part in value.split(",") if part.strip()] if value else None
 
 
-def _run_tree(args: argparse.Namespace) -> int:
-
+def _code_location(settings):
+    """The Dagster definitions for ``settings``, written to a settings file under the
+    storage so that the UI (``ui --config``) launches the same trees; and that file."""
     from recursive_clusters.definitions import build_definitions
     from recursive_clusters.resources import TreeStorage
-    from recursive_clusters.runner import ensure_dagster_home, grow_tree, open_instance
-    from recursive_clusters.storage import StorageError
 
-    settings = _settings_for_run(args)
-    home = ensure_dagster_home(DEFAULT_HOME)
     storage = TreeStorage()
     storage.store()  # refuses a storage path that names a file, naming the variable
     settings_file = Path(storage.base_dir) / "settings" / f"{settings.fingerprint()}.yaml"
     settings_file.parent.mkdir(parents=True, exist_ok=True)
     settings_file.write_text(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
     storage = TreeStorage(base_dir=storage.base_dir, settings_path=str(settings_file))
-    defs = build_definitions(settings, storage)
-    print(f"Growing the tree of {settings.input.path or 'the built-in digits demo'} ...")
-    with open_instance() as instance:
-        generation = grow_tree(instance, defs, settings.recursion.max_depth)
-    store = storage.store()
+    return build_definitions(settings, storage), storage.store(), settings_file
+
+
+def _published(store, generation: str) -> dict:
+    """The tree's manifest; an error naming why when it was not published."""
+    from recursive_clusters.storage import StorageError
+
     manifest = store.manifest(generation)
     if manifest.get("status") != "complete":
         raise StorageError(
@@ -69,6 +68,26 @@ def _run_tree(args: argparse.Namespace) -> int:
             f"current tree stays {store.current() or 'none'} "
             f"(report of the new tree: {store.tree_dir(generation) / 'report.html'})"
         )
+    return manifest
+
+
+def _run_tree(args: argparse.Namespace) -> int:
+    from recursive_clusters.runner import ensure_dagster_home, grow_tree, open_instance
+
+    if getattr(args, "drift", False):
+        return _demo_drift(args)
+    settings = _settings_for_run(args)
+    home = ensure_dagster_home(DEFAULT_HOME)
+    defs, store, settings_file = _code_location(settings)
+    print(f"Growing the tree of {settings.input.path or 'the built-in digits demo'} ...")
+    with open_instance() as instance:
+        generation = grow_tree(instance, defs, settings.recursion.max_depth)
+    _print_tree(store, generation, settings_file, home)
+    return 0
+
+
+def _print_tree(store, generation: str, settings_file: Path, home: Path) -> None:
+    manifest = _published(store, generation)
     print(
         f"\nTree {generation}: {manifest.get('n_nodes')} clustered nodes, "
         f"{manifest.get('n_leaves')} leaves, noise groups: {manifest.get('n_noise_groups', 0)}, "
@@ -87,6 +106,56 @@ def _run_tree(args: argparse.Namespace) -> int:
         print(line)
     root = store.node_record(generation, "root") or {}
     print(f"Root: {root.get('reason', 'not clustered')}")
+
+
+def _demo_drift(args: argparse.Namespace) -> int:
+    """The loop a team runs every day, on the digits: a tree that never saw the 9s, a quiet
+    batch, a batch with 9s that drifts, and the re-clustering it launches."""
+    from recursive_clusters.assets.common import TRIGGER_TAG
+    from recursive_clusters.core.settings import parse_settings
+    from recursive_clusters.demo import HELD_OUT_DIGIT, write_demo_batches, write_drift_demo
+    from recursive_clusters.resources import TreeStorage
+    from recursive_clusters.runner import (
+        ensure_dagster_home,
+        grow_tree,
+        open_instance,
+        score_new_batches,
+    )
+
+    home = ensure_dagster_home(DEFAULT_HOME)
+    directory = Path(TreeStorage().base_dir) / "demo_drift"
+    raw = write_drift_demo(directory)
+    if args.max_depth is not None:
+        raw["recursion"] = {"max_depth": args.max_depth}
+    settings = parse_settings(raw, source="drift demo settings")
+    defs, store, settings_file = _code_location(settings)
+    depth = settings.recursion.max_depth
+    with open_instance() as instance:
+        print(f"1/3 The first tree: the digits without the {HELD_OUT_DIGIT}s ...")
+        first = grow_tree(instance, defs, depth)
+        _published(store, first)
+        _, new_ids = write_demo_batches(directory)
+        print(f"2/3 Two batches arrive in {directory / 'batches'}; tree {first} scores them:")
+        asked = score_new_batches(instance, defs)
+        asked += score_new_batches(instance, defs)  # the next tick reads the drifting streak
+        if not asked:
+            print("No batch drifted: no re-clustering.")
+            _print_tree(store, first, settings_file, home)
+            return 0
+        (request,) = asked
+        print(f"3/3 Re-clustering the input plus the batches ({request.tags[TRIGGER_TAG]}) ...")
+        second = grow_tree(instance, defs, depth, launch_tags=request.tags)
+    _print_tree(store, second, settings_file, home)
+    assignments = store.read_table(second, "assignments").set_index("digit_id")
+    leaves = assignments.loc[new_ids, "leaf_path"].value_counts()
+    comparison = json.loads(store.read_text(second, "comparison.json"))
+    print(
+        f"The {len(new_ids)} {HELD_OUT_DIGIT}s of the drifting batch: {leaves.iloc[0]} in leaf "
+        f"{leaves.index[0]}, which holds "
+        f"{leaves.iloc[0] / (assignments['leaf_path'] == leaves.index[0]).sum():.0%} "
+        f"{HELD_OUT_DIGIT}s. ARI with the previous tree on the rows both hold: "
+        f"{comparison['ari']:.3f}. Scores of every batch: the scored_rows view in DuckDB."
+    )
     return 0
 
 
@@ -184,6 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="Grow the tree of the built-in 8x8 digits (offline).")
     demo.add_argument("--config", help="YAML settings file (its input section is ignored).")
     demo.add_argument("--max-depth", type=int, help="Levels of the tree (default 3).")
+    demo.add_argument(
+        "--drift",
+        action="store_true",
+        help="Show the batch loop: a tree without the 9s, a quiet batch, a batch with 9s "
+        "that drifts, and the re-clustering it launches.",
+    )
     demo.set_defaults(handler=_run_tree, input=None)
 
     run = commands.add_parser("run", help="Grow the tree of your own table.")

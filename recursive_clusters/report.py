@@ -469,11 +469,19 @@ def _tree_section(tree: _Tree) -> str:
     )
 
 
-def _comparison_section(store: TreeStore, generation: str) -> str:
-    """How this tree maps to the tree it replaced (written when it was published)."""
+def _origin_section(store: TreeStore, generation: str) -> str:
+    """Why this tree was grown (a launch, the schedule, drift in batches), on which rows, and
+    how it maps to the tree it replaced (written when it was published)."""
+    manifest = store.manifest(generation)
+    batches = manifest.get("batches_included") or []
+    origin = (
+        f"<p>Started by: {_e(manifest.get('trigger', 'a launch'))}. Rows: the input table"
+        + (f" plus {len(batches)} incoming batches" if batches else "")
+        + ".</p>"
+    )
     source = store.tree_dir(generation) / "comparison.json"
     if not source.is_file():
-        return ""
+        return f'<section id="origin"><h2>Why this tree</h2>{origin}</section>'
     comparison = json.loads(source.read_text())
     ari = comparison.get("ari")
     changed = [c for c in comparison.get("changes", []) if c["change"] != "kept"]
@@ -481,8 +489,8 @@ def _comparison_section(store: TreeStore, generation: str) -> str:
     rows = [[_e(c["change"]), _e(c["previous"]), _e(c["current"])] for c in changed]
     table = _table(["Change", "Previous leaves", "Current leaves"], rows) if rows else ""
     return (
-        '<section id="comparison"><h2>Compared with the previous tree</h2>'
-        f"<p>Previous tree <code>{_e(comparison.get('previous'))}</code>; "
+        '<section id="origin"><h2>Why this tree, compared with the previous one</h2>'
+        f"{origin}<p>Previous tree <code>{_e(comparison.get('previous'))}</code>; "
         f"{_count(comparison.get('common_rows', 0))} rows in both; ARI between the leaf "
         f"assignments {'–' if ari is None else f'{ari:.3f}'}; {kept} leaves kept, "
         f"{len(changed)} changed (split, merged, vanished or appeared).</p>{table}</section>"
@@ -724,7 +732,7 @@ def render_report(store: TreeStore, generation: str) -> str:
         f"<title>{title}</title><style>{_STYLE}</style>"
         f'<script type="text/javascript">{get_plotlyjs()}</script></head><body><main>'
         f"{_header(tree)}{_guide()}{_tree_section(tree)}"
-        f"{_comparison_section(store, generation)}{''.join(sections)}"
+        f"{_origin_section(store, generation)}{''.join(sections)}"
         f"</main><script>{_LOADER}</script></body></html>"
     )
 

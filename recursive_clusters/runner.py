@@ -11,7 +11,7 @@ import fcntl
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -21,11 +21,19 @@ from dagster import (
     DagsterInstance,
     Definitions,
     DeleteDynamicPartitionsRequest,
+    RunRequest,
 )
 
+from recursive_clusters.assets.batches import SCORED_BATCHES
 from recursive_clusters.assets.common import DRIVER_TAG, GENERATION_TAG
+from recursive_clusters.batch_watch import plan_batches
 from recursive_clusters.growth import latest_storage_id, plan_growth
-from recursive_clusters.jobs import GROW_TREE_JOB, PUBLISH_TREE_JOB, level_job_name
+from recursive_clusters.jobs import (
+    GROW_TREE_JOB,
+    PUBLISH_TREE_JOB,
+    SCORE_BATCHES_JOB,
+    level_job_name,
+)
 from recursive_clusters.storage import StorageError
 from recursive_clusters.tree_status import report_tree_failure
 
@@ -86,8 +94,10 @@ def grow_tree(
     defs: Definitions,
     max_depth: int,
     report: Callable[[str], None] = print,
+    launch_tags: Mapping[str, str] | None = None,
 ) -> str:
-    """Start a tree, grow it level by level and publish it; returns its generation id."""
+    """Start a tree, grow it level by level and publish it; returns its generation id.
+    ``launch_tags`` go on the launching run (e.g. why the tree is re-grown)."""
     storage = defs.resources["tree_storage"]
     cursor = str(latest_storage_id(instance, max_depth))
     driver_tags = {DRIVER_TAG: "cli"}
@@ -112,7 +122,7 @@ def grow_tree(
         )
         return result.run_id
 
-    run_id = execute(GROW_TREE_JOB, {}, "input + level 1 (root)")
+    run_id = execute(GROW_TREE_JOB, dict(launch_tags or {}), "input + level 1 (root)")
     generation = instance.get_run_by_id(run_id).tags[GENERATION_TAG]
     while True:
         plan = plan_growth(
@@ -140,3 +150,30 @@ def grow_tree(
                 end = request.tags.get("dagster/asset_partition_range_end")
                 label = f"{request.job_name}: nodes {start} .. {end}"
             execute(request.job_name, dict(request.tags), label)
+
+
+def score_new_batches(
+    instance: DagsterInstance, defs: Definitions, report: Callable[[str], None] = print
+) -> list[RunRequest]:
+    """One step of the batch sensor, in-process: score every new batch with the current tree
+    (one run each, as the daemon runs them); returns the re-clustering it asks for, if any."""
+    storage = defs.resources["tree_storage"]
+    plan = plan_batches(instance, storage.store(), storage.new_tree_settings())
+    _apply(instance, plan.dynamic_partitions_requests)
+    others = []
+    for request in plan.run_requests:
+        if request.job_name != SCORE_BATCHES_JOB:
+            others.append(request)
+            continue
+        defs.resolve_job_def(SCORE_BATCHES_JOB).execute_in_process(
+            instance=instance,
+            partition_key=request.partition_key,
+            tags={DRIVER_TAG: "cli"},
+            run_config=QUIET_CONSOLE,
+        )
+        latest = instance.fetch_materializations(SCORED_BATCHES, limit=1).records[0]
+        metadata = latest.asset_materialization.metadata
+        drifting, reasons = metadata["drifting"].value, metadata["drift_reasons"].value
+        verdict = f"drifts: {reasons}" if drifting else "fits the tree"
+        report(f"  batch {request.partition_key}: {metadata['rows'].value} rows, {verdict}")
+    return others

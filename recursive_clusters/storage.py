@@ -189,7 +189,13 @@ class TreeStore:
         self.write_text(generation, "drift_baseline.json", baseline.to_json())
 
     def read_drift_baseline(self, generation: str) -> DriftBaseline:
-        return DriftBaseline.from_json(self.read_text(generation, "drift_baseline.json"))
+        source = self.tree_dir(generation) / "drift_baseline.json"
+        if not source.is_file():
+            raise StorageError(
+                f"Tree {generation} has no drift baseline ({source}): it was published by an "
+                "earlier version; launch grow_tree to grow a tree that batches can be scored by"
+            )
+        return DriftBaseline.from_json(source.read_text())
 
     # -- incoming batches ----------------------------------------------------------------
     def scored_batch_path(self, batch: str) -> Path:

@@ -71,6 +71,11 @@ def scored_batches(context: AssetExecutionContext, tree_storage: TreeStorage) ->
             "add it so that the scores can be joined back to the rows"
         )
     features, kept = tree_features(store, generation, raw)
+    if not kept.any():
+        raise InputError(
+            f"batch {batch!r}: none of its {len(raw)} rows is left after the tree's "
+            f"input.non_finite policy ({settings.input.non_finite!r})"
+        )
     routed = route(store, generation, settings, features)
     ids = raw[id_column][kept] if id_column else pd.Series(kept.nonzero()[0])
     target = store.write_scored_batch(batch, _scores(batch, generation, ids, routed))

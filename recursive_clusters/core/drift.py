@@ -4,42 +4,57 @@ A tree is a model of the data it was grown on. New rows routed by its classifier
 that model goes stale: (1) the shares of rows reaching each node move (population stability
 index, PSI), (2) more rows than in training cannot be placed confidently (a kind of row the
 tree never saw), (3) the features that define the clusters (the root's top SHAP drivers)
-change their distribution. Each figure is compared with a threshold plus the sampling noise
-of the batch's size, so a small batch from the same distribution does not raise an alarm.
+change their distribution. Each figure is compared with its threshold or, when larger, with
+what chance alone reaches at the batch's size, so a small batch from the same distribution
+does not raise an alarm while a large one is held to the threshold.
 Pure numpy/pandas: the Dagster asset reports the result as an asset check.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binom
 
 from recursive_clusters.core.settings import DriftSettings
 
 SMOOTHING = 0.5  # counts added to every bin, so an empty bin has a finite log ratio
 DECILES = np.linspace(0.1, 0.9, 9)
-NOISE_SDS = 3.0  # allowance: the expected sampling PSI plus this many of its standard deviations
+CHANCE_DRAWS = 500  # simulated same-distribution batches per allowance
+CHANCE_QUANTILE = 0.995  # the allowance: what chance alone exceeds once in 200 batches
 
 
-def psi(expected_counts: np.ndarray, observed_counts: np.ndarray) -> float:
-    """Population stability index between two histograms over the same bins."""
+def _psi_rows(expected_counts: np.ndarray, observed_counts: np.ndarray) -> np.ndarray:
     expected = np.asarray(expected_counts, dtype=float) + SMOOTHING
     observed = np.asarray(observed_counts, dtype=float) + SMOOTHING
-    p, q = expected / expected.sum(), observed / observed.sum()
-    return float(np.sum((q - p) * np.log(q / p)))
+    p = expected / expected.sum()
+    q = observed / observed.sum(axis=-1, keepdims=True)
+    return np.sum((q - p) * np.log(q / p), axis=-1)
 
 
-def psi_sampling_noise(n_bins: int, n_expected: int, n_observed: int) -> float:
-    """What PSI two samples of one distribution reach by chance: PSI is close to a chi-square
-    statistic with ``n_bins - 1`` degrees of freedom scaled by ``1/n + 1/N``, so its mean
-    plus ``NOISE_SDS`` standard deviations."""
-    dof = max(n_bins - 1, 1)
-    scale = 1 / max(n_observed, 1) + 1 / max(n_expected, 1)
-    return (dof + NOISE_SDS * math.sqrt(2 * dof)) * scale
+def psi(expected_counts, observed_counts) -> float:
+    """Population stability index between two histograms over the same bins."""
+    return float(_psi_rows(expected_counts, observed_counts))
+
+
+def psi_by_chance(expected_counts, n_observed: int) -> float:
+    """The PSI that batches of ``n_observed`` rows drawn from the expected histogram itself
+    exceed only by chance (``CHANCE_QUANTILE``; seeded, so the same figures give the same
+    allowance). Small batches and many bins reach high PSI without any drift."""
+    expected = np.asarray(expected_counts, dtype=float) + SMOOTHING
+    draws = np.random.default_rng(0).multinomial(
+        n_observed, expected / expected.sum(), size=CHANCE_DRAWS
+    )
+    return float(np.quantile(_psi_rows(expected_counts, draws), CHANCE_QUANTILE))
+
+
+def share_by_chance(share: float, n_observed: int) -> float:
+    """The share of ``n_observed`` rows that chance exceeds only rarely when each row has
+    probability ``share`` (binomial ``CHANCE_QUANTILE``)."""
+    return float(binom.ppf(CHANCE_QUANTILE, n_observed, share)) / n_observed
 
 
 @dataclass(frozen=True)
@@ -119,21 +134,17 @@ def measure_drift(
         raise ValueError("a batch with no rows cannot be compared with the tree")
     nodes = sorted(set(baseline.node_counts) | set(routed["path"]))
     observed = routed["path"].value_counts()
-    node_psi = psi(
-        [baseline.node_counts.get(node, 0) for node in nodes],
-        [int(observed.get(node, 0)) for node in nodes],
-    )
-    node_allowed = settings.max_leaf_psi + psi_sampling_noise(len(nodes), baseline.n_rows, n)
+    expected = [baseline.node_counts.get(node, 0) for node in nodes]
+    node_allowed = max(settings.max_leaf_psi, psi_by_chance(expected, n))
+    node_psi = psi(expected, [int(observed.get(node, 0)) for node in nodes])
     reasons = []
     if node_psi > node_allowed:
         reasons.append(f"node shares moved: PSI {node_psi:.3f} > {node_allowed:.3f}")
 
     low_confidence = float((~routed["confident"]).mean())
-    p = max(baseline.low_confidence_share, 1 / n)
-    low_allowed = (
-        baseline.low_confidence_share
-        + settings.max_low_confidence_increase
-        + NOISE_SDS * math.sqrt(p * (1 - p) / n)
+    low_allowed = max(
+        baseline.low_confidence_share + settings.max_low_confidence_increase,
+        share_by_chance(baseline.low_confidence_share, n),
     )
     if low_confidence > low_allowed:
         reasons.append(
@@ -147,7 +158,7 @@ def measure_drift(
             continue
         counts = _bin_counts(features[column].to_numpy(float), edges)
         value = psi(baseline.driver_counts[column], counts)
-        allowed = settings.max_driver_psi + psi_sampling_noise(len(counts), baseline.n_rows, n)
+        allowed = max(settings.max_driver_psi, psi_by_chance(baseline.driver_counts[column], n))
         if worst_psi is None or value - allowed > worst_psi - worst_allowed:
             worst, worst_psi, worst_allowed = column, value, allowed
     if worst_psi is not None and worst_psi > worst_allowed:

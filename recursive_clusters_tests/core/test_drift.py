@@ -45,9 +45,9 @@ def test_psi_is_zero_on_equal_histograms_and_grows_with_the_shift():
 def test_batches_of_the_training_distribution_do_not_drift_at_any_size(baseline, n_rows):
     alarms = [
         measure_drift(baseline, *_rows(n_rows, seed=seed), SETTINGS).drifting
-        for seed in range(1, 31)
+        for seed in range(1, 101)
     ]
-    assert sum(alarms) <= 1  # at most 1 false alarm in 30 batches
+    assert sum(alarms) <= 5  # false alarms in at most 5% of batches (each figure: 0.5%)
 
 
 def test_a_new_kind_of_row_drifts_on_every_figure(baseline):

@@ -7,7 +7,9 @@ tree, then opens in headless chromium (Debian's ``/usr/bin/chromium``, driven by
 no browser is downloaded) the UI's asset graph, which must show the lineage, and the report,
 which must open offline without console errors and show every node of the tree. A second
 launch from the UI must then grow and publish a new tree, whose partitions replace the first
-tree's in the UI.
+tree's in the UI. Last, a batch file dropped in the watched folder must be scored by the
+daemon's ``batch_sensor``, and the UI must show the tree's and the batch's Checks tabs and the
+batch's partition.
 
 Screenshots go to ``artifacts/e2e/`` at the repository root (and the ``dagster dev`` log too
 when the test fails). The test is skipped, saying why, only where chromium or the
@@ -34,6 +36,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
+from recursive_clusters.core.data import load_demo_digits
 
 try:
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
@@ -140,6 +144,15 @@ query Logs($runId: ID!) {
   }
 }
 """
+BATCHES_QUERY = """
+query Batches {
+  assetNodeOrError(assetKey: {path: ["scored_batches"]}) {
+    __typename
+    ... on AssetNode { partitionKeys }
+  }
+}
+"""
+TREE_CHECK_NAMES = ["tree_complete", "noise_share", "median_roc_auc", "predict_agreement"]
 FINISHED_BAD = {"FAILURE", "CANCELED", "CANCELING"}
 
 
@@ -185,6 +198,7 @@ class DagsterDev:
     home: Path
     log: Path
     process: subprocess.Popen
+    batches: Path  # the watched batch folder (batches.path)
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
@@ -231,7 +245,9 @@ def dagster_dev(tmp_path_factory, request) -> Iterator[DagsterDev]:
     home.mkdir()
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     settings = root / "settings.yaml"
-    settings.write_text(yaml.safe_dump(E2E_SETTINGS))
+    batches = root / "batches"
+    batches.mkdir()
+    settings.write_text(yaml.safe_dump({**E2E_SETTINGS, "batches": {"path": str(batches)}}))
     env = dict(os.environ)
     env.pop("RECURSIVE_CLUSTERS_STORAGE", None)
     env.update(
@@ -256,7 +272,7 @@ def dagster_dev(tmp_path_factory, request) -> Iterator[DagsterDev]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = DagsterDev(f"http://127.0.0.1:{port}", home, log, process)
+    server = DagsterDev(f"http://127.0.0.1:{port}", home, log, process, batches)
     ok = False
     try:
         _wait_for_server(server)
@@ -488,6 +504,38 @@ def _assert_ui_lists_the_current_trees_partitions(server: DagsterDev) -> None:
     )
 
 
+def _wait_for_scored_batch(server: DagsterDev, batch: str) -> None:
+    """The batch sensor (every 15 s) adds the batch's partition and scores it."""
+    deadline = time.monotonic() + SENSOR_TIMEOUT_S
+    while time.monotonic() < deadline:
+        server.ensure_alive()
+        node = server.graphql(BATCHES_QUERY)["assetNodeOrError"]
+        if batch in node.get("partitionKeys", []):
+            runs = server.graphql(RUNS_QUERY)["runsOrError"]["results"]
+            scoring = [r for r in runs if r["jobName"] == "score_batches"]
+            if scoring and scoring[0]["status"] == "SUCCESS":
+                return
+            if scoring and scoring[0]["status"] in FINISHED_BAD:
+                raise AssertionError(_failure_details(server, scoring[0]["runId"]))
+        time.sleep(2)
+    raise AssertionError(f"batch {batch} was not scored in {SENSOR_TIMEOUT_S} s")
+
+
+def _check_asset_tab(browser, server: DagsterDev, asset: str, view: str, texts: list[str]):
+    """One tab of an asset's page shows ``texts``: its checks, or its partitions."""
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.goto(f"{server.url}/assets/{asset}?view={view}", wait_until="domcontentloaded")
+    shot = ARTIFACTS / f"{asset}_{view}.png"
+    try:
+        for text in texts:  # long names are also in hidden copies (for truncation): skip those
+            page.get_by_text(text, exact=True).locator("visible=true").first.wait_for()
+    finally:
+        page.screenshot(path=str(shot))
+    page.close()
+    return shot
+
+
 def test_demo_in_the_ui_and_report_in_the_browser(dagster_dev: DagsterDev) -> None:
     started = time.monotonic()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -510,9 +558,23 @@ def test_demo_in_the_ui_and_report_in_the_browser(dagster_dev: DagsterDev) -> No
     second_tree = _current_tree(dagster_dev)
     assert second_tree != first_tree, "the second launch did not publish a new tree"
     _assert_ui_lists_the_current_trees_partitions(dagster_dev)
+    second_done = time.monotonic()
+
+    # A batch dropped in the watched folder is scored by the batch sensor; the Checks tabs
+    # of the tree and of the batch, and the batch's partition, are in the UI.
+    batch = "2026-11-24.parquet"
+    load_demo_digits().sample(200, random_state=0).to_parquet(dagster_dev.batches / batch)
+    _wait_for_scored_batch(dagster_dev, batch)
+    with _browser() as browser:
+        shots += [
+            _check_asset_tab(browser, dagster_dev, "cluster_tree", "checks", TREE_CHECK_NAMES),
+            _check_asset_tab(browser, dagster_dev, "scored_batches", "checks", ["drift"]),
+            _check_asset_tab(browser, dagster_dev, "scored_batches", "partitions", [batch]),
+        ]
     print(
         f"\n{len(runs)} runs: first tree published in {grown - started:.0f} s, "
-        f"browser checks {checked - grown:.0f} s, second tree {time.monotonic() - checked:.0f} s"
+        f"browser checks {checked - grown:.0f} s, second tree {second_done - checked:.0f} s, "
+        f"batch scored and its tabs checked {time.monotonic() - second_done:.0f} s"
     )
     for shot in shots:
         print(f"screenshot: {shot}")
