@@ -1,11 +1,12 @@
 """The HTML report of a real (small) tree: complete, correct numbers, offline, escaped.
 
-The tree is grown once by the real core (``RecursiveClusterer``, classifiers, SHAP and
-stability) and written through ``TreeStore`` exactly as the assets write it, without Dagster.
+The tree (``report_tree``) is grown once by the real core and written through ``TreeStore``
+exactly as the assets write it, without Dagster.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -14,96 +15,22 @@ import numpy as np
 import pandas as pd
 import pytest
 from plotly.offline import get_plotlyjs
-from sklearn.datasets import make_blobs
 
-from recursive_clusters.core.embedding import node_seed
-from recursive_clusters.core.explain import explain_with_shap, train_classifiers
-from recursive_clusters.core.plots import embedding_scatter, shap_beeswarm
-from recursive_clusters.core.recursive import RecursiveClusterer
-from recursive_clusters.core.settings import parse_settings
 from recursive_clusters.report import REPORT_NAME, leaf_summary, render_report, write_report
 from recursive_clusters.storage import TreeStore
-
-GENERATION = "0123456789abcdef"
-EVIL_COLUMN = "<script>alert(1)</script>"
-EVIL_VALUE = "<b>x</b>"
-EVIL_FEATURE = "<i>f0</i>"
-EVIL_SOURCE = "/data/<evil> & co.parquet"
-SETTINGS = parse_settings(
-    {
-        "input": {"path": EVIL_SOURCE, "id_column": "id", "profile_columns": [EVIL_COLUMN]},
-        "clustering": {"min_cluster_size": 0.1, "min_cluster_size_floor": 10},
-        "recursion": {"max_depth": 2, "min_node_size": 60},
-        "explanation": {"shap_sample_per_child": 30},
-    }
+from recursive_clusters_tests.report_tree import (
+    EVIL_COLUMN,
+    EVIL_FEATURE,
+    EVIL_SOURCE,
+    EVIL_VALUE,
+    GENERATION,
+    grow_report_tree,
 )
-
-
-def planted_blobs() -> tuple[pd.DataFrame, np.ndarray]:
-    """Three groups far apart, each of two sub-groups that only a zoom-in separates."""
-    axes = np.eye(6)
-    centres = np.vstack(
-        [20.0 * axes[top] + 1.5 * sign * axes[3 + top] for top in range(3) for sign in (-1, 1)]
-    )
-    x, blob = make_blobs(n_samples=300, centers=centres, cluster_std=1.0, random_state=0)
-    features = pd.DataFrame(x, columns=[EVIL_FEATURE, "f1", "f2", "f3", "f4", "f5"])
-    return features, blob
 
 
 @pytest.fixture(scope="session")
 def tree(tmp_path_factory) -> tuple[TreeStore, pd.DataFrame]:
-    """A tree grown by the core and stored as the assets store it; its assignments."""
-    store = TreeStore(tmp_path_factory.mktemp("report") / "store")
-    features, blob = planted_blobs()
-    ids = pd.Series([f"id<{i}>&'" for i in range(len(features))], name="id")
-    profile = pd.DataFrame(
-        {
-            EVIL_COLUMN: np.where(blob < 2, EVIL_VALUE, "plain"),
-            "income": np.linspace(1000.0, 5000.0, len(features)) + 500.0 * blob,
-        }
-    )
-    store.begin_tree(
-        GENERATION,
-        {
-            "generation": GENERATION,
-            "settings": SETTINGS.model_dump(mode="json"),
-            "data_fingerprint": "feedfacecafebeef",
-            "source": EVIL_SOURCE,
-            "started_at": "2026-01-02T03:04:05+00:00",
-            "n_rows": len(features),
-        },
-    )
-    store.write_table(GENERATION, "features", features)
-    store.write_table(GENERATION, "ids", ids.to_frame())
-    store.write_table(GENERATION, "profile", profile)
-    matrix = features.to_numpy()
-    clusterer = RecursiveClusterer(SETTINGS).fit(matrix)
-    for path, node in clusterer.nodes_.items():
-        labels = node.clustering.labels
-        seed = node_seed(SETTINGS.random_state, path)
-        node_dir = store.node_dir(GENERATION, path)
-        x, y = node.embedding.T
-        store.write_embedding(GENERATION, path, pd.DataFrame({"row": node.rows, "x": x, "y": y}))
-        record = {**node.summary(), "generation": GENERATION}
-        if node.decision.accepted:
-            node_features = features.iloc[node.rows].reset_index(drop=True)
-            models = train_classifiers(node_features, labels, SETTINGS.explanation, seed)
-            explanation = explain_with_shap(
-                models, node_features, labels, node.rows, SETTINGS.explanation, seed
-            )
-            store.write_node_table(GENERATION, path, "classifier_metrics", models.metrics)
-            store.write_node_table(GENERATION, path, "drivers", explanation.drivers)
-            for child in sorted(models.one_vs_all):
-                shap_beeswarm(explanation.shap_values, child, node_dir / f"shap_child_{child}.png")
-        labels_table = pd.DataFrame(
-            {"row": node.rows, "label": labels, "probability": node.clustering.probabilities}
-        )
-        store.write_node(GENERATION, path, labels_table, record)
-        embedding_scatter(node.embedding, labels, node_dir / "embedding.png", title=path)
-    assignments = clusterer.assignments_.drop(columns="row")
-    assignments.insert(0, "id", ids.to_numpy())
-    store.publish(GENERATION, assignments, {"n_nodes": len(clusterer.nodes_)})
-    return store, assignments
+    return grow_report_tree(tmp_path_factory.mktemp("report") / "store")
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +41,7 @@ def report(tree) -> str:
 def tree_rows(report: str) -> dict[str, tuple[int, str, str]]:
     """path -> (rows, shown row count, shown share of all) of each line of the tree table."""
     pattern = re.compile(
-        r'<tr class="\w+" data-path="([^"]+)" data-rows="(\d+)">'
+        r'<tr class="\w+" data-path="([^"]+)" data-rows="(\d+)"[^>]*>'
         r"<td[^>]*>.*?</td><td>([\d,]+)</td><td>([^<]+)</td>"
     )
     return {m[1]: (int(m[2]), m[3], m[4]) for m in pattern.finditer(report)}
@@ -165,7 +92,9 @@ def test_report_is_self_contained(report):
     markup = report.replace(plotly_js, "")
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", markup, re.IGNORECASE)
     assert not re.search(r"""\bsrc\s*=\s*["']?\s*https?:""", report, re.IGNORECASE)
-    assert not re.search(r"<link\b|@import|url\(", markup, re.IGNORECASE)
+    assert not re.search(r"<link\b|@import", markup, re.IGNORECASE)
+    (style,) = re.findall(r"<style>(.*?)</style>", report, re.DOTALL)
+    assert "url(" not in style.lower()  # no stylesheet resource; the script's blob URLs are local
     assert not re.search(r"<script[^>]*\bsrc\s*=", report, re.IGNORECASE)
     images = re.findall(r'<img [^>]*src="([^"]{0,30})', report)
     assert images and all(src.startswith("data:image/png;base64,") for src in images)
@@ -178,18 +107,34 @@ def test_user_strings_are_escaped(report):
             assert html.escape(raw) in report
 
 
-def test_maps_hover_shows_escaped_id_and_leaf(tree, report):
-    _, assignments = tree
-    expected = {
-        f"id: {html.escape(row_id)}<br>leaf: {html.escape(leaf)}"
-        for row_id, leaf in zip(assignments["id"], assignments["leaf_path"], strict=True)
-    }
-    specs = re.findall(r'<script type="application/json" id="spec-([^"]+)">(.*?)</script>', report)
-    assert {path for path, _ in specs} == set(tree[0].node_records(GENERATION))
-    for _, spec in specs:
+def rows_data(report: str) -> dict:
+    """The rows the page's script reads (search, hover, downloads)."""
+    (text,) = re.findall(r'<script type="application/json" id="rc-rows">(.*?)</script>', report)
+    assert "<" not in text and ">" not in text  # escaped: nothing can close the element
+    return json.loads(text)
+
+
+def test_maps_carry_row_numbers_and_the_rows_their_ids_and_leaves(tree, report):
+    store, assignments = tree
+    rows = rows_data(report)
+    assert rows["ids"] == assignments["id"].astype(str).tolist()
+    leaf_of = np.frombuffer(base64.b64decode(rows["leaf"]), "<i4")
+    assert [rows["leaves"][i] for i in leaf_of] == assignments["leaf_path"].tolist()
+    root_x = np.frombuffer(base64.b64decode(rows["x"][0]), "<f4")
+    embedding = store.read_embedding(GENERATION, "root").sort_values("row")
+    np.testing.assert_allclose(root_x[embedding["row"]], embedding["x"], rtol=1e-6)
+    specs = dict(
+        re.findall(r'<script type="application/json" id="spec-([^"]+)">(.*?)</script>', report)
+    )
+    assert set(specs) == set(store.node_records(GENERATION)) | {"overview"}
+    overview = json.loads(specs.pop("overview"))["data"]
+    assert sum(len(trace["customdata"]) for trace in overview) == len(assignments)
+    for trace in overview:  # one trace per leaf, its rows all in that leaf
+        assert {assignments["leaf_path"][row] for row in trace["customdata"]} == {trace["meta"]}
+    for path, spec in specs.items():
+        in_node = set(store.read_embedding(GENERATION, path)["row"])
         for trace in json.loads(spec)["data"]:
-            assert trace["type"] == "scattergl"
-            assert set(trace["text"]) <= expected
+            assert trace["type"] == "scattergl" and set(trace["customdata"]) <= in_node
 
 
 def test_profile_shows_over_represented_level_and_medians(report):

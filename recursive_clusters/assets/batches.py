@@ -101,7 +101,12 @@ def scored_batches(context: AssetExecutionContext, tree_storage: TreeStorage) ->
                 check_name=DRIFT_CHECK,
                 passed=not drift.drifting,
                 severity=AssetCheckSeverity.WARN,
-                description="; ".join(drift.reasons) or f"fits tree {generation}",
+                description="; ".join(drift.reasons)
+                or (
+                    f"fits tree {generation}"
+                    if drift.judged
+                    else f"{drift.n_rows} rows: fewer than drift.min_rows, scored, not judged"
+                ),
                 metadata={"batch": batch, "generation": generation, **figures},
             )
         ],

@@ -28,6 +28,7 @@ from recursive_clusters.core.tree import (
     pending_nodes,
 )
 from recursive_clusters.core.tree_checks import CheckOutcome, blocking_failures, tree_checks
+from recursive_clusters.names import leaf_names, name_tree
 from recursive_clusters.resources import TreeStorage
 from recursive_clusters.scoring import predict_agreement, route_training_rows
 from recursive_clusters.storage import TreeStore
@@ -88,7 +89,8 @@ def build_tree_asset(max_depth: int):
         name=TREE_ASSET.path[-1],
         group_name="tree",
         deps=deps,
-        description="One row per input row: id, leaf path, noise flag and label per level.",
+        description="One row per input row: id, leaf path and name, noise flag, confidence and "
+        "label per level.",
         check_specs=[
             AssetCheckSpec(
                 TREE_COMPLETE_CHECK,
@@ -157,6 +159,8 @@ def build_tree_asset(max_depth: int):
                     changes[changes["change"] != "kept"].to_markdown(index=False)
                 ),
             }
+        names = name_tree(store, generation, previous if previous != generation else None)
+        table["leaf_name"] = leaf_names(names, table["leaf_path"]).to_numpy()
         rows, sample, routed = route_training_rows(store, generation, settings)
         drivers = _watched_drivers(store, generation, records, settings)
         store.write_drift_baseline(generation, fit_baseline(routed, sample, drivers))
@@ -204,6 +208,7 @@ def build_tree_asset(max_depth: int):
                 "leaves": MetadataValue.md(
                     leaves.rename_axis("leaf_path")
                     .reset_index(name="rows")
+                    .assign(name=lambda t: leaf_names(names, t["leaf_path"]))
                     .to_markdown(index=False)
                 ),
             },

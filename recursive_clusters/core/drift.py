@@ -104,6 +104,7 @@ class DriftReport:
     """The figures of one batch, each with the most it may reach, and the verdict."""
 
     n_rows: int
+    judged: bool  # False: fewer rows than drift.min_rows, figures shown but no verdict
     node_psi: float
     node_psi_allowed: float
     low_confidence_share: float
@@ -132,6 +133,7 @@ def measure_drift(
     n = len(routed)
     if n == 0:
         raise ValueError("a batch with no rows cannot be compared with the tree")
+    judged = n >= settings.min_rows
     nodes = sorted(set(baseline.node_counts) | set(routed["path"]))
     observed = routed["path"].value_counts()
     expected = [baseline.node_counts.get(node, 0) for node in nodes]
@@ -166,6 +168,7 @@ def measure_drift(
 
     return DriftReport(
         n_rows=n,
+        judged=judged,
         node_psi=node_psi,
         node_psi_allowed=node_allowed,
         low_confidence_share=low_confidence,
@@ -173,7 +176,7 @@ def measure_drift(
         driver_psi=worst_psi,
         driver=worst,
         driver_psi_allowed=worst_allowed,
-        reasons=reasons,
+        reasons=reasons if judged else [],
     )
 
 

@@ -31,7 +31,7 @@ def _save(figure: Figure, path: Path) -> Path:
     return Path(path)
 
 
-def _child_colour(child: int, n_children: int) -> tuple[float, float, float, float]:
+def child_colour(child: int, n_children: int) -> tuple[float, float, float, float]:
     """The same colour for a child in every plot of the node."""
     palette = colormaps["tab10" if n_children <= 10 else "tab20"]
     return palette(child % palette.N)
@@ -55,7 +55,7 @@ def embedding_scatter(embedding: np.ndarray, labels: np.ndarray, path: Path, tit
         axes.scatter(*embedding[noise].T, s=3, c="lightgrey", label="noise", linewidths=0)
     for child in children:
         inside = labels == child
-        colour = _child_colour(child, len(children))
+        colour = child_colour(child, len(children))
         axes.scatter(*embedding[inside].T, s=3, color=colour, label=str(child), linewidths=0)
     axes.set_title(title, fontsize=9)
     axes.set_xticks([])

@@ -1,0 +1,78 @@
+"""Name a tree's clusters: automatic names, the user's ``names.yaml``, and names carried over.
+
+``names.yaml`` beside the trees holds the names a user chose for one tree's paths::
+
+    tree: 3fa2c1d09be47a10
+    names:
+      root.3.1: Night owls
+
+They apply to that tree; when a later tree is published, each named leaf that the comparison
+says was kept takes its name along (``core.naming.carried_overrides``), tree after tree.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import yaml
+
+from recursive_clusters.core.naming import OVERRIDE, carried_overrides, named, tree_names
+from recursive_clusters.core.profiles import ProfileColumn
+from recursive_clusters.core.settings import SettingsError
+from recursive_clusters.storage import StorageError, TreeStore
+
+NAMES_FILE = "names.yaml"
+
+
+def user_names(store: TreeStore, generation: str) -> dict[str, str]:
+    """The names ``names.yaml`` gives the paths of tree ``generation`` (none for others)."""
+    source = store.base_dir / NAMES_FILE
+    if not source.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{source} is not valid UTF-8 YAML: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("names", {}), dict):
+        raise SettingsError(f"{source} must hold 'tree: <id>' and 'names: {{path: name}}'")
+    if str(data.get("tree")) != generation:
+        return {}
+    return {str(path): str(name) for path, name in data.get("names", {}).items()}
+
+
+def name_tree(store: TreeStore, generation: str, previous: str | None) -> dict[str, dict]:
+    """Every path's name (and whether it is automatic or the user's), written to the tree's
+    ``names.json``: automatic names, under the names carried from ``previous`` through the
+    comparison of the two trees, under the names ``names.yaml`` gives this tree."""
+    records = store.node_records(generation)
+    split = [path for path, record in records.items() if record["split_accepted"]]
+    profile = store.read_table(generation, "profile")
+    columns = [ProfileColumn.of(str(c), profile[c]) for c in profile.columns]
+    auto = tree_names(
+        records,
+        {path: store.read_node_table(generation, path, "drivers") for path in split},
+        {path: store.read_labels(generation, path) for path in split},
+        columns if len(profile) else [],
+        len(store.read_table(generation, "ids")),
+    )
+    carried: dict[str, str] = {}
+    if previous is not None:
+        try:
+            before = json.loads(store.read_text(previous, "names.json"))
+            changes = json.loads(store.read_text(generation, "comparison.json"))["changes"]
+        except StorageError:
+            before, changes = {}, []
+        chosen = {
+            path: {"name": name, "source": OVERRIDE}
+            for path, name in user_names(store, previous).items()
+        }  # names.yaml may name the previous tree
+        carried = carried_overrides({**before, **chosen}, changes)
+    names = named(auto, {**carried, **user_names(store, generation)})
+    store.write_text(generation, "names.json", json.dumps(names, indent=2, sort_keys=True))
+    return names
+
+
+def leaf_names(names: dict[str, dict], leaves: pd.Series) -> pd.Series:
+    """The name of each row's leaf."""
+    return leaves.map(lambda path: names.get(path, {}).get("name", path))

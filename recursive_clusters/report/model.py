@@ -1,0 +1,176 @@
+"""What the report shows, loaded once from a tree's files: plain data, no HTML.
+
+The templates only lay this out; every number and every decision (a child's outcome, a
+profile's over-represented levels, a stability band) is computed here, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from recursive_clusters.core.acceptance import jaccard_band
+from recursive_clusters.core.data import FeaturePreprocessor
+from recursive_clusters.core.profiles import ProfileColumn
+from recursive_clusters.core.settings import Settings, parse_settings
+from recursive_clusters.core.tree import NOISE_NAME, ROOT
+from recursive_clusters.storage import TreeStore
+
+
+def path_sort_key(path: str) -> tuple[tuple[int, int], ...]:
+    """Natural order of paths: root.2 before root.10, noise after its siblings."""
+    return tuple((1, 0) if part == NOISE_NAME else (0, int(part)) for part in path.split(".")[1:])
+
+
+def leaf_summary(assignments: pd.DataFrame) -> pd.DataFrame:
+    """Rows and share of every leaf (noise groups included), in the tree's natural order."""
+    counts = assignments["leaf_path"].value_counts()
+    table = pd.DataFrame({"leaf_path": counts.index, "rows": counts.to_numpy()})
+    table["share"] = (table["rows"] / len(assignments)).map("{:.1%}".format)
+    return table.sort_values("leaf_path", key=lambda paths: paths.map(path_sort_key)).reset_index(
+        drop=True
+    )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the cluster tree: a clustered node, a leaf child or a split node's noise."""
+
+    path: str
+    depth: int
+    rows: int
+    parent_rows: int | None
+    kind: str  # "split", "leaf" or "noise"
+    outcome: str
+    record: dict | None
+    from_noise: int | None = None  # rows HDBSCAN called noise that this child was given
+
+    @property
+    def parent(self) -> str | None:
+        return self.path.rsplit(".", 1)[0] if "." in self.path else None
+
+    @property
+    def child_index(self) -> int | None:
+        last = self.path.rsplit(".", 1)[-1]
+        return int(last) if last.isdigit() else None
+
+
+@dataclass(frozen=True)
+class Tree:
+    """What every part of the report reads, loaded once."""
+
+    generation: str
+    manifest: dict
+    settings: Settings
+    records: dict[str, dict]
+    entries: list[Entry]
+    ids: pd.Series
+    assignments: pd.DataFrame  # in the row order of ids/profile/features
+    profile: list[ProfileColumn]
+    n_features: int
+    standardized: bool
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.ids)
+
+    @property
+    def leaf(self) -> pd.Series:  # each row's leaf path
+        return self.assignments["leaf_path"]
+
+    def children(self, entry: Entry) -> list[Entry]:
+        prefix = f"{entry.path}."
+        return [e for e in self.entries if e.path.startswith(prefix) and e.depth == entry.depth + 1]
+
+
+def child_outcome(child: str, size: int, parent: dict, settings: Settings) -> str:
+    """Why a child with no record of its own stayed a leaf."""
+    recursion = settings.recursion
+    if child in parent.get("zoom_into", []):
+        return "zoomed into, not clustered yet"
+    if parent["level"] >= recursion.max_depth:
+        return f"leaf: depth limit ({recursion.max_depth}) reached"
+    if size < recursion.min_node_size:
+        return f"leaf: fewer than min_node_size={recursion.min_node_size} rows"
+    return f"leaf: under min_child_fraction={recursion.min_child_fraction:g} of its parent"
+
+
+def walk(records: dict[str, dict], settings: Settings) -> list[Entry]:
+    """The tree depth first: each node, then its children in order, then its noise."""
+    entries: list[Entry] = []
+
+    def visit(path: str, rows: int, parent: dict | None, depth: int) -> None:
+        record = records.get(path)
+        parent_rows = parent["n_rows"] if parent else None
+        received = None
+        if parent:
+            by_child = parent.get("noise_assigned_by_child") or {}
+            received = int(by_child.get(path.rsplit(".", 1)[1], 0))
+        if record is None:
+            outcome = child_outcome(path, rows, parent, settings) if parent else "not clustered"
+            entries.append(Entry(path, depth, rows, parent_rows, "leaf", outcome, None, received))
+            return
+        kind = "split" if record["split_accepted"] else "leaf"
+        outcome = record["reason"] if kind == "split" else f"leaf: {record['reason']}"
+        entries.append(Entry(path, depth, rows, parent_rows, kind, outcome, record, received))
+        if kind == "leaf":
+            return
+        sizes = {int(k): int(v) for k, v in record["child_sizes"].items()}
+        for child in sorted(sizes):
+            visit(f"{path}.{child}", sizes[child], record, depth + 1)
+        noise = record["n_rows"] - sum(sizes.values())
+        entries.append(
+            Entry(
+                f"{path}.{NOISE_NAME}",
+                depth + 1,
+                noise,
+                record["n_rows"],
+                "noise",
+                "noise: rows HDBSCAN placed in no child",
+                None,
+            )
+        )
+
+    if ROOT in records:
+        visit(ROOT, records[ROOT]["n_rows"], None, 0)
+    return entries
+
+
+def load_tree(store: TreeStore, generation: str) -> Tree:
+    manifest = store.manifest(generation)
+    settings = parse_settings(manifest["settings"], source=f"manifest of tree {generation}")
+    records = store.node_records(generation)
+    ids = store.read_table(generation, "ids").iloc[:, 0]
+    profile = store.read_table(generation, "profile")
+    features = store.read_table(generation, "features")
+    preprocessor = store.tree_dir(generation) / "preprocessor.json"
+    return Tree(
+        generation=generation,
+        manifest=manifest,
+        settings=settings,
+        records=records,
+        entries=walk(records, settings),
+        ids=ids,
+        assignments=store.read_table(generation, "assignments"),
+        profile=[ProfileColumn.of(str(c), profile[c]) for c in profile.columns]
+        if len(profile) == len(ids)
+        else [],
+        n_features=features.shape[1],
+        standardized=preprocessor.is_file()
+        and FeaturePreprocessor.from_json(preprocessor.read_text()).means is not None,
+    )
+
+
+def stability(record: dict, child: int) -> tuple[float | None, str | None]:
+    """The child's mean Jaccard under re-clustering and its band, when it was assessed."""
+    scores = record.get("child_stability") or {}
+    value = scores.get(str(child), scores.get(child)) if isinstance(scores, dict) else None
+    if value is None:
+        return None, None
+    return float(value), jaccard_band(float(value))
+
+
+def node_table(store: TreeStore, generation: str, path: str, name: str) -> pd.DataFrame | None:
+    source = store.node_dir(generation, path) / f"{name}.parquet"
+    return pd.read_parquet(source) if source.is_file() else None
