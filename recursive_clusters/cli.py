@@ -205,13 +205,16 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from recursive_clusters.names import rename_tree
     from recursive_clusters.report import write_report
     from recursive_clusters.resources import TreeStorage
     from recursive_clusters.runner import ensure_dagster_home
 
     ensure_dagster_home(DEFAULT_HOME)
     store = TreeStorage().store()
-    target = write_report(store, store.require_current())
+    generation = store.require_current()
+    rename_tree(store, generation)  # names.yaml may have changed since the tree was published
+    target = write_report(store, generation)
     if args.output:
         shutil.copyfile(target, args.output)
         target = Path(args.output)
@@ -291,7 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(handler=_predict)
 
     report = commands.add_parser(
-        "report", help="Write the current tree's self-contained HTML report again."
+        "report",
+        help="Write the current tree's self-contained HTML report again, with the names of "
+        "names.yaml (also in its assignments and DuckDB).",
     )
     report.add_argument("--output", help="Also copy the report to this file.")
     report.set_defaults(handler=_report)

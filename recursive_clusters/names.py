@@ -76,3 +76,16 @@ def name_tree(store: TreeStore, generation: str, previous: str | None) -> dict[s
 def leaf_names(names: dict[str, dict], leaves: pd.Series) -> pd.Series:
     """The name of each row's leaf."""
     return leaves.map(lambda path: names.get(path, {}).get("name", path))
+
+
+def rename_tree(store: TreeStore, generation: str) -> dict[str, dict]:
+    """Name a published tree again after ``names.yaml`` changed: its ``names.json``, the
+    ``leaf_name`` of its assignments and, when it is current, the DuckDB catalog."""
+    previous = store.manifest(generation).get("previous_generation")
+    names = name_tree(store, generation, previous)
+    table = store.read_table(generation, "assignments")
+    table["leaf_name"] = leaf_names(names, table["leaf_path"]).to_numpy()
+    store.write_table(generation, "assignments", table)
+    if store.current() == generation:
+        store.refresh_catalog(generation)
+    return names

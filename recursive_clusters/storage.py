@@ -297,9 +297,13 @@ class TreeStore:
         completed = {**manifest, **summary, "status": "complete"}
         completed["completed_at"] = datetime.now(UTC).isoformat()
         write_json(self.tree_dir(generation) / "manifest.json", completed)
-        self._with_catalog(lambda connection: self._refresh_catalog(connection, generation))
+        self.refresh_catalog(generation)
         write_json(self.base_dir / "current.json", {"generation": generation})
         return target
+
+    def refresh_catalog(self, generation: str) -> None:
+        """Copy the tree's assignments into the DuckDB catalog again (after a change)."""
+        self._with_catalog(lambda connection: self._refresh_catalog(connection, generation))
 
     @property
     def catalog_path(self) -> Path:

@@ -5,7 +5,7 @@ import json
 import yaml
 from dagster import DagsterInstance
 
-from recursive_clusters.names import NAMES_FILE
+from recursive_clusters.names import NAMES_FILE, rename_tree
 from recursive_clusters.report import write_report
 from recursive_clusters_tests.conftest import planted_table
 from recursive_clusters_tests.pipeline.ticks import first_tree, grow_until_quiet, launch, setup
@@ -24,6 +24,9 @@ def test_names_reach_the_assignments_and_a_chosen_name_follows_its_leaf(dagster_
 
         names_file = store.base_dir / NAMES_FILE
         names_file.write_text(yaml.safe_dump({"tree": first, "names": {leaf: "<b>Night owls"}}))
+        rename_tree(store, first)  # what `recursive-clusters report` does first
+        named = store.read_table(first, "assignments")
+        assert set(named.loc[named["leaf_path"] == leaf, "leaf_name"]) == {"<b>Night owls"}
         report = write_report(store, first).read_text(encoding="utf-8")
         assert "&lt;b&gt;Night owls" in report and "<b>Night owls" not in report
 
