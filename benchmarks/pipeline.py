@@ -66,7 +66,6 @@ def bare(settings_data: dict) -> dict[str, float]:
     from recursive_clusters.core.parallelism import available_cores
     from recursive_clusters.core.recursive import RecursiveClusterer
     from recursive_clusters.core.settings import parse_settings
-    from recursive_clusters.core.tree import path_level
 
     settings = parse_settings(settings_data)
     timings: dict[str, float] = {}
@@ -77,7 +76,7 @@ def bare(settings_data: dict) -> dict[str, float]:
     for stage, seconds in clusterer.timings_.items():
         timings[stage] = seconds
     for node in clusterer.nodes_.values():
-        level = f"level {path_level(node.path)} (embed+cluster+test)"
+        level = f"level {node.path.level} (embed+cluster+test)"
         timings[level] = timings.get(level, 0.0) + sum(node.seconds.values())
     classify = explain = 0.0
     for node in clusterer.nodes_.values():

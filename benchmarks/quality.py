@@ -36,7 +36,8 @@ from sklearn.metrics import adjusted_rand_score
 from recursive_clusters.core.acceptance import assess_split
 from recursive_clusters.core.clustering import cluster_embedding
 from recursive_clusters.core.data import load_demo_digits
-from recursive_clusters.core.embedding import embed, node_seed
+from recursive_clusters.core.embedding import embed
+from recursive_clusters.core.paths import ROOT, NodePath
 from recursive_clusters.core.recursive import RecursiveClusterer
 from recursive_clusters.core.settings import Settings
 from recursive_clusters.core.synthetic import (
@@ -44,7 +45,6 @@ from recursive_clusters.core.synthetic import (
     planted_hierarchy,
     structure_free,
 )
-from recursive_clusters.core.tree import ROOT, path_level
 
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "quality.json"
 PURE = 0.9  # a node this dominated by one planted leaf has nothing real left to split
@@ -239,7 +239,7 @@ def score(case: Case, settings: Settings) -> dict[str, object]:
         "columns": int(matrix.shape[1]),
         "nodes": len(model.nodes_),
         "leaves": int(final.loc[clustered, "leaf_path"].nunique()) if clustered.any() else 1,
-        "depth": max(path_level(p) for p, n in model.nodes_.items() if n.decision.accepted)
+        "depth": max(p.level for p, n in model.nodes_.items() if n.decision.accepted)
         if root.decision.accepted
         else 0,
         "fraction_clustered": float(clustered.mean()),
@@ -264,7 +264,7 @@ def score(case: Case, settings: Settings) -> dict[str, object]:
                 "reason": node.decision.reason,
             }
             for path, node in model.nodes_.items()
-            if path_level(path) == 2
+            if NodePath(path).level == 2
         ]
     return record
 
@@ -272,7 +272,7 @@ def score(case: Case, settings: Settings) -> dict[str, object]:
 def overhead(case: Case, settings: Settings) -> dict[str, object]:
     """The root's own embed+cluster time against the acceptance test's on top of it."""
     matrix, _, _ = case.make()
-    seed = node_seed(settings.random_state, ROOT)
+    seed = NodePath(ROOT).seed(settings.random_state)
     started = time.perf_counter()
     embedding = embed(matrix, settings.embedding, seed)
     clustering = cluster_embedding(embedding, settings.clustering)

@@ -27,7 +27,8 @@ from pipeline import PLANTED, planted_data  # benchmarks/, beside this script
 from sklearn.metrics import adjusted_rand_score
 
 from recursive_clusters.core.clustering import NOISE, cluster_embedding
-from recursive_clusters.core.embedding import embed, node_seed
+from recursive_clusters.core.embedding import embed
+from recursive_clusters.core.paths import NodePath
 from recursive_clusters.core.settings import ClusteringSettings, EmbeddingSettings
 
 HERE = Path(__file__).resolve().parent
@@ -56,7 +57,7 @@ def main() -> None:
     matrix, tops, subs = planted_data(args.rows, args.columns)  # the data of pipeline.py
     leaves = np.asarray(tops) * PLANTED["n_sub"] + np.asarray(subs)
     truth = {"top": np.asarray(tops), "leaf": leaves}
-    seed = node_seed(42, "root")
+    seed = NodePath("root").seed(42)
     full, full_seconds = timed(embed, matrix, EmbeddingSettings(fit_sample_size=args.rows), seed)
     sampled, sampled_seconds = timed(
         embed, matrix, EmbeddingSettings(fit_sample_size=args.sample), seed

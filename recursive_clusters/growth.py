@@ -7,8 +7,8 @@ siblings (a partition-key range), so that a batch pays the fixed cost of a run o
 node of a tree is pending, it asks for the publishing run (assignments, and what else depends
 on the whole tree), once every split node is also explained. Once a tree is published, the
 partitions of the trees it replaced are deleted, so the UI lists the current tree's (and any
-tree still growing). Partition keys hold the tree id (``core.tree.partition_key``), so keys of
-two trees never collide and one plan never adds and deletes the same key.
+tree still growing). Partition keys hold the tree id (``core.paths``), so keys of two trees
+never collide and one plan never adds and deletes the same key.
 """
 
 from __future__ import annotations
@@ -31,14 +31,8 @@ from recursive_clusters.assets.explanations import shap_key
 from recursive_clusters.assets.levels import clusters_key
 from recursive_clusters.assets.tree import TREE_ASSET
 from recursive_clusters.core.parallelism import threads_per_run
-from recursive_clusters.core.tree import (
-    ROOT,
-    PathError,
-    descendants_key_prefix,
-    parse_partition_key,
-    partition_key,
-    pending_nodes,
-)
+from recursive_clusters.core.paths import ROOT, NodePath, PathError
+from recursive_clusters.core.tree import pending_nodes
 from recursive_clusters.dagster_internals import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -74,7 +68,7 @@ class NodeEvent:
 
     storage_id: int
     level: int
-    path: str
+    path: NodePath
     generation: str
     run_id: str
     kind: EventKind
@@ -145,13 +139,13 @@ def _replaced_trees(store: TreeStore, keys: Mapping[int, set[str]]) -> set[str |
     return {g for g in trees if g != current and (g is None or store.status(g) != "building")}
 
 
-def _path_of_partition(key: str | None) -> str | None:
+def _path_of_partition(key: str | None) -> NodePath | None:
     """The node a materialization is of: the root when unpartitioned (level 1); ``None`` for
     a key of the format before tree ids were part of it."""
     if key is None:
-        return ROOT
+        return NodePath(ROOT)
     try:
-        return parse_partition_key(key)[1]
+        return NodePath.from_partition_key(key)[1]
     except PathError:
         return None
 
@@ -160,7 +154,7 @@ def _tree_of_key(key: str) -> str | None:
     """The tree a partition belongs to; ``None`` for a key of the format before tree ids were
     part of it (an instance used by an earlier version): such keys count as replaced."""
     try:
-        return parse_partition_key(key)[0]
+        return NodePath.from_partition_key(key)[0]
     except PathError:
         return None
 
@@ -272,7 +266,7 @@ def _plan_children(
     record = store.node_record(event.generation, event.path)
     if record is None:
         return
-    below = descendants_key_prefix(event.generation, event.path)
+    below = event.path.descendants_key_prefix(event.generation)
     for level in range(event.level + 1, max_depth + 1):
         deleted[level] |= {k for k in existing[level] if k.startswith(below)}
         added[level] = {k: g for k, g in added[level].items() if not k.startswith(below)}
@@ -283,4 +277,4 @@ def _plan_children(
             f"with max_depth {max_depth}: reload it with the tree's settings"
         )
     for child in children:
-        added[event.level + 1][partition_key(event.generation, child)] = event.generation
+        added[event.level + 1][NodePath(child).partition_key(event.generation)] = event.generation

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from recursive_clusters.core.data import FeaturePreprocessor, InputError, load_table
-from recursive_clusters.core.predict import predict_paths
+from recursive_clusters.core.paths import ROOT
 from recursive_clusters.core.settings import InputSettings, Settings, parse_settings
-from recursive_clusters.core.tree import ROOT
+from recursive_clusters.model_files import predict_paths
 from recursive_clusters.storage import TreeStore
 
 

@@ -38,13 +38,26 @@ import pandas as pd
 
 from recursive_clusters.core.atomic import atomic_path
 from recursive_clusters.core.drift import DriftBaseline
-from recursive_clusters.core.tree import validate_path
+from recursive_clusters.core.paths import NodePath
 
 _GENERATION_PATTERN = re.compile(r"^[0-9a-f]{8,40}$")
 
 
 class StorageError(RuntimeError):
     """A tree, node or file that should exist does not, or the catalog stayed locked."""
+
+
+# The pictures of a node, by name (``TreeStore.node_png``).
+EMBEDDING_PNG = "embedding"
+MEAN_IMAGES_PNG = "mean_images"
+
+
+def shap_png(child: int) -> str:
+    return f"shap_child_{int(child)}"
+
+
+def shap_pixels_png(child: int) -> str:
+    return f"shap_pixels_{int(child)}"
 
 
 def validate_generation(generation: str) -> str:
@@ -220,7 +233,7 @@ class TreeStore:
 
     # -- nodes -------------------------------------------------------------------------
     def node_dir(self, generation: str, path: str) -> Path:
-        return self.tree_dir(generation) / "nodes" / validate_path(path)
+        return self.tree_dir(generation) / "nodes" / NodePath(path)
 
     def write_embedding(self, generation: str, path: str, frame: pd.DataFrame) -> None:
         write_parquet(self.node_dir(generation, path) / "embedding.parquet", frame)
@@ -273,6 +286,21 @@ class TreeStore:
             and not (self.node_dir(generation, path) / "drivers.parquet").is_file()
         ]
 
+    def node_png(self, generation: str, path: str, picture: str) -> Path:
+        """Where a node's picture lives (``picture``: see ``EMBEDDING_PNG`` and friends)."""
+        return self.node_dir(generation, path) / f"{picture}.png"
+
+    def write_node_png(self, generation: str, path: str, picture: str, png: bytes) -> Path:
+        target = self.node_png(generation, path, picture)
+        with atomic_path(target) as temporary:
+            temporary.write_bytes(png)
+        return target
+
+    def read_node_png(self, generation: str, path: str, picture: str) -> bytes | None:
+        """A node's picture; None when it was not made (e.g. mean images of non-images)."""
+        source = self.node_png(generation, path, picture)
+        return source.read_bytes() if source.is_file() else None
+
     def models_dir(self, generation: str) -> Path:
         """One sub-directory per explained node, as ``predict`` reads them."""
         return self.tree_dir(generation) / "models"
@@ -286,7 +314,7 @@ class TreeStore:
         records = {}
         for record_file in sorted(nodes_dir.glob("*/node.json")):
             record = read_json(record_file)
-            records[validate_path(record["path"])] = record
+            records[NodePath(record["path"])] = record
         return records
 
     # -- publishing ----------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pandas as pd
 
 from recursive_clusters.core.plots import embedding_scatter, shap_beeswarm
 from recursive_clusters.core.settings import parse_settings
-from recursive_clusters.storage import TreeStore
+from recursive_clusters.storage import EMBEDDING_PNG, TreeStore, shap_png
 
 GENERATION = "feedfacecafebeef"
 FANOUT = 5
@@ -79,7 +79,6 @@ def write_large_tree(directory: Path, n_rows: int = 70_000, seed: int = 0) -> Tr
         labels = labels.astype(int)
         centres = rng.normal(scale=8.0, size=(FANOUT, 2))
         embedding = centres[labels] + rng.normal(size=(len(rows), 2))
-        node_dir = store.node_dir(GENERATION, path)
         store.write_embedding(
             GENERATION,
             path,
@@ -90,8 +89,8 @@ def write_large_tree(directory: Path, n_rows: int = 70_000, seed: int = 0) -> Tr
             {"row": rows, "label": labels if split else -1, "probability": 1.0,
              "noise_assigned": False}
         )  # fmt: skip
-        embedding_scatter(embedding, labels if split else np.full(len(rows), -1),
-                          node_dir / "embedding.png", title=path)  # fmt: skip
+        plot = embedding_scatter(embedding, labels if split else np.full(len(rows), -1), path)
+        store.write_node_png(GENERATION, path, EMBEDDING_PNG, plot)
         if split:
             metrics = pd.DataFrame({"child": list(children), "n_test": list(children.values())})
             metrics = metrics.assign(roc_auc=0.99, precision=0.95, recall=0.94, f1=0.945)
@@ -107,7 +106,7 @@ def write_large_tree(directory: Path, n_rows: int = 70_000, seed: int = 0) -> Tr
                     {"child": k, "feature": np.repeat(drivers["feature"][:10].to_numpy(), 200),
                      "value": rng.normal(size=2000), "feature_value": rng.normal(size=2000)}
                 )  # fmt: skip
-                shap_beeswarm(shap, k, node_dir / f"shap_child_{k}.png")
+                store.write_node_png(GENERATION, path, shap_png(k), shap_beeswarm(shap, k))
         store.write_node(
             GENERATION, path, labels_table, _record(path, level, len(rows), children, split)
         )

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 from sklearn.datasets import make_blobs
 
-from recursive_clusters.core.embedding import node_seed
 from recursive_clusters.core.explain import explain_with_shap, train_classifiers
+from recursive_clusters.core.paths import NodePath
 from recursive_clusters.core.plots import embedding_scatter, shap_beeswarm
 from recursive_clusters.core.recursive import RecursiveClusterer
 from recursive_clusters.core.settings import parse_settings
-from recursive_clusters.storage import TreeStore
+from recursive_clusters.storage import EMBEDDING_PNG, TreeStore, shap_png
 
 GENERATION = "0123456789abcdef"
 EVIL_COLUMN = "<img src=x onerror=alert(1)>"
@@ -72,8 +72,7 @@ def grow_report_tree(directory: Path) -> tuple[TreeStore, pd.DataFrame]:
     clusterer = RecursiveClusterer(SETTINGS).fit(matrix)
     for path, node in clusterer.nodes_.items():
         labels = node.clustering.labels
-        seed = node_seed(SETTINGS.random_state, path)
-        node_dir = store.node_dir(GENERATION, path)
+        seed = NodePath(path).seed(SETTINGS.random_state)
         x, y = node.embedding.T
         store.write_embedding(GENERATION, path, pd.DataFrame({"row": node.rows, "x": x, "y": y}))
         record = {**node.summary(), "generation": GENERATION}
@@ -86,12 +85,14 @@ def grow_report_tree(directory: Path) -> tuple[TreeStore, pd.DataFrame]:
             store.write_node_table(GENERATION, path, "classifier_metrics", models.metrics)
             store.write_node_table(GENERATION, path, "drivers", explanation.drivers)
             for child in sorted(models.one_vs_all):
-                shap_beeswarm(explanation.shap_values, child, node_dir / f"shap_child_{child}.png")
+                plot = shap_beeswarm(explanation.shap_values, child)
+                store.write_node_png(GENERATION, path, shap_png(child), plot)
         labels_table = pd.DataFrame(
             {"row": node.rows, "label": labels, "probability": node.clustering.probabilities}
         )
         store.write_node(GENERATION, path, labels_table, record)
-        embedding_scatter(node.embedding, labels, node_dir / "embedding.png", title=path)
+        plot = embedding_scatter(node.embedding, labels, title=path)
+        store.write_node_png(GENERATION, path, EMBEDDING_PNG, plot)
     assignments = clusterer.assignments_.drop(columns="row")
     assignments.insert(0, "id", ids.to_numpy())
     store.publish(GENERATION, assignments, {"n_nodes": len(clusterer.nodes_)})

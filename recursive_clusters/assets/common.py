@@ -6,7 +6,6 @@ import base64
 import warnings
 from collections.abc import Callable
 from functools import cache, lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,8 +24,8 @@ from dagster import (
 
 from recursive_clusters.core.data import FeaturePreprocessor
 from recursive_clusters.core.parallelism import THREADS_ENV, available_cores, count_from_env
+from recursive_clusters.core.paths import ROOT, NodePath
 from recursive_clusters.core.settings import Settings
-from recursive_clusters.core.tree import ROOT, parse_partition_key, partition_key
 from recursive_clusters.resources import TreeStorage
 from recursive_clusters.storage import TreeStore
 
@@ -76,11 +75,11 @@ def open_tree(
     return store, generation, tree_storage.tree_settings(generation)
 
 
-def node_paths(context: AssetExecutionContext) -> list[str]:
+def node_paths(context: AssetExecutionContext) -> list[NodePath]:
     """The tree nodes this run computes: the root, or one per partition in the run's range."""
     if not _is_partitioned(context):
-        return [ROOT]
-    return [parse_partition_key(key)[1] for key in context.partition_keys]
+        return [NodePath(ROOT)]
+    return [NodePath.from_partition_key(key)[1] for key in context.partition_keys]
 
 
 def _is_partitioned(context: AssetExecutionContext) -> bool:
@@ -101,7 +100,7 @@ def resolve_generation(context: AssetExecutionContext, store: TreeStore) -> str:
     hand from the UI computes its own tree's node), else by the run's tag, else the tree most
     recently started."""
     if _is_partitioned(context):
-        trees = {parse_partition_key(key)[0] for key in context.partition_keys}
+        trees = {NodePath.from_partition_key(key)[0] for key in context.partition_keys}
         if len(trees) > 1:
             raise Failure(description=f"One run must not mix nodes of trees {sorted(trees)}.")
         return trees.pop()
@@ -138,9 +137,9 @@ def load_matrix(store: TreeStore, generation: str) -> np.ndarray:
     return matrix
 
 
-def png_markdown(path: Path, caption: str) -> MetadataValue:
+def png_markdown(png: bytes, caption: str) -> MetadataValue:
     """An image shown inline in the Dagster UI's metadata panel."""
-    encoded = base64.b64encode(path.read_bytes()).decode()
+    encoded = base64.b64encode(png).decode()
     return MetadataValue.md(f"![{caption}](data:image/png;base64,{encoded})")
 
 
@@ -150,7 +149,7 @@ def record_metadata(
     """Attach a node's metadata to its own partition; the root's is returned for the result."""
     if path == ROOT:
         return metadata
-    context.add_asset_metadata(metadata, partition_key=partition_key(generation, path))
+    context.add_asset_metadata(metadata, partition_key=NodePath(path).partition_key(generation))
     return None
 
 
@@ -160,7 +159,9 @@ NODE_ERRORS = (ValueError, RuntimeError)
 
 
 def for_each_node(
-    context: AssetExecutionContext, generation: str, step: Callable[[str], dict[str, object]]
+    context: AssetExecutionContext,
+    generation: str,
+    step: Callable[[NodePath], dict[str, object]],
 ) -> MaterializeResult:
     """Run ``step`` (one node's work, returning its metadata) for every node of this run.
 

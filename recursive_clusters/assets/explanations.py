@@ -24,17 +24,13 @@ from recursive_clusters.assets.common import (
     run_threads,
 )
 from recursive_clusters.assets.levels import clusters_key
-from recursive_clusters.core.embedding import node_seed
-from recursive_clusters.core.explain import (
-    explain_with_shap,
-    load_node_models,
-    save_node_models,
-    train_classifiers,
-)
+from recursive_clusters.core.explain import explain_with_shap, train_classifiers
+from recursive_clusters.core.paths import NodePath
 from recursive_clusters.core.plots import mean_images, shap_beeswarm, shap_pixel_map
 from recursive_clusters.core.settings import Settings
+from recursive_clusters.model_files import load_node_models, save_node_models
 from recursive_clusters.resources import TreeStorage
-from recursive_clusters.storage import TreeStore
+from recursive_clusters.storage import MEAN_IMAGES_PNG, TreeStore, shap_pixels_png, shap_png
 
 
 def classifiers_key(level: int) -> AssetKey:
@@ -64,7 +60,7 @@ def _leaf_metadata(record: dict) -> dict[str, object]:
 def _explain_node(
     store: TreeStore,
     generation: str,
-    path: str,
+    path: NodePath,
     features: pd.DataFrame,
     pixels: pd.DataFrame | None,
     settings: Settings,
@@ -72,11 +68,11 @@ def _explain_node(
     """SHAP values, drivers and plots of one split node; its metadata, every plot inline."""
     node_features, labels, rows = _node_table(store, generation, path, features)
     models = load_node_models(store.models_dir(generation) / path)
-    seed = node_seed(settings.random_state, path)
-    explanation = explain_with_shap(models, node_features, labels, rows, settings.explanation, seed)
+    explanation = explain_with_shap(
+        models, node_features, labels, rows, settings.explanation, path.seed(settings.random_state)
+    )
     store.write_node_table(generation, path, "shap", explanation.shap_values)
     store.write_node_table(generation, path, "drivers", explanation.drivers)
-    node_dir = store.node_dir(generation, path)
     children = sorted(int(k) for k in np.unique(labels) if k >= 0)
     metadata: dict[str, object] = {
         "generation": generation,
@@ -86,22 +82,19 @@ def _explain_node(
         "rows_explained": int(explanation.shap_values["row"].nunique()),
     }
     for k in children:
-        plot = shap_beeswarm(explanation.shap_values, k, node_dir / f"shap_child_{k}.png")
-        metadata[f"shap_child_{k}"] = png_markdown(plot, f"{path}.{k} SHAP")
+        plot = shap_beeswarm(explanation.shap_values, k)
+        store.write_node_png(generation, path, shap_png(k), plot)
+        metadata[f"shap_child_{k}"] = png_markdown(plot, f"{path.child(k)} SHAP")
     if pixels is not None:
         image_shape = settings.input.image_shape
         node_pixels = pixels.iloc[rows].reset_index(drop=True)
-        plot = mean_images(node_pixels, labels, image_shape, node_dir / "mean_images.png")
+        plot = mean_images(node_pixels, labels, image_shape)
+        store.write_node_png(generation, path, MEAN_IMAGES_PNG, plot)
         metadata["mean_images"] = png_markdown(plot, f"{path} mean images")
         for k in children:
-            plot = shap_pixel_map(
-                explanation.shap_values,
-                k,
-                list(pixels.columns),
-                image_shape,
-                node_dir / f"shap_pixels_{k}.png",
-            )
-            metadata[f"shap_pixels_{k}"] = png_markdown(plot, f"{path}.{k} SHAP pixels")
+            plot = shap_pixel_map(explanation.shap_values, k, list(pixels.columns), image_shape)
+            store.write_node_png(generation, path, shap_pixels_png(k), plot)
+            metadata[f"shap_pixels_{k}"] = png_markdown(plot, f"{path.child(k)} SHAP pixels")
     return metadata
 
 
@@ -122,14 +115,17 @@ def build_explanation_assets(level: int) -> list[AssetsDefinition]:
         store, generation, settings = open_tree(context, tree_storage)
         features = read_features(store, generation)
 
-        def train_node(path: str) -> dict[str, object]:
+        def train_node(path: NodePath) -> dict[str, object]:
             record = store.node_record(generation, path)
             if not record["split_accepted"]:
                 return _leaf_metadata(record)
             node_features, labels, _ = _node_table(store, generation, path, features)
-            seed = node_seed(settings.random_state, path)
             models = train_classifiers(
-                node_features, labels, settings.explanation, seed, n_jobs=run_threads(context)
+                node_features,
+                labels,
+                settings.explanation,
+                path.seed(settings.random_state),
+                n_jobs=run_threads(context),
             )
             save_node_models(models, store.models_dir(generation) / path)
             metrics = models.metrics
@@ -158,7 +154,7 @@ def build_explanation_assets(level: int) -> list[AssetsDefinition]:
         features = read_features(store, generation)
         pixels = store.read_table(generation, "pixels") if settings.input.image_shape else None
 
-        def explain_node(path: str) -> dict[str, object]:
+        def explain_node(path: NodePath) -> dict[str, object]:
             record = store.node_record(generation, path)
             if not record["split_accepted"]:
                 return _leaf_metadata(record)

@@ -1,7 +1,7 @@
 """The level factory: per tree level, an embedding asset and a clusters asset.
 
 Level 1 clusters the whole table (unpartitioned); level N >= 2 has one dynamic partition per
-node zoomed into (key = the node's path without ``root.``, e.g. ``3`` or ``3.1``). A run may
+node zoomed into (key = ``<tree id>:<path>``, see ``core/paths.py``). A run may
 cover a range of sibling partitions (``BackfillPolicy.single_run``), so the fixed cost of a
 process (imports, numba compilation) is paid once per batch, not once per node.
 """
@@ -27,13 +27,13 @@ from recursive_clusters.assets.common import (
     png_markdown,
     run_threads,
 )
-from recursive_clusters.core.embedding import embed, node_seed
+from recursive_clusters.core.embedding import embed
 from recursive_clusters.core.parallelism import limited_threads
+from recursive_clusters.core.paths import NodePath
 from recursive_clusters.core.plots import embedding_scatter
 from recursive_clusters.core.recursive import finish_node, require_enough_rows
-from recursive_clusters.core.tree import ROOT, parent_and_index
 from recursive_clusters.resources import TreeStorage
-from recursive_clusters.storage import TreeStore
+from recursive_clusters.storage import EMBEDDING_PNG, TreeStore
 
 
 def embedding_key(level: int) -> AssetKey:
@@ -44,12 +44,11 @@ def clusters_key(level: int) -> AssetKey:
     return AssetKey(f"clusters_l{level}")
 
 
-def node_rows(store: TreeStore, generation: str, path: str, n_rows: int) -> np.ndarray:
+def node_rows(store: TreeStore, generation: str, path: NodePath, n_rows: int) -> np.ndarray:
     """The original rows of a node: all rows at the root, else one cluster of the parent."""
-    if path == ROOT:
+    if path.is_root:
         return np.arange(n_rows)
-    parent, child = parent_and_index(path)
-    return np.asarray(store.child_rows(generation, parent, child), dtype=np.int64)
+    return np.asarray(store.child_rows(generation, path.parent, path.index), dtype=np.int64)
 
 
 def _upstream_dep(level: int) -> AssetDep:
@@ -79,9 +78,9 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
         if level == 1:
             require_enough_rows(len(matrix), settings)
 
-        def embed_node(path: str) -> dict[str, object]:
+        def embed_node(path: NodePath) -> dict[str, object]:
             rows = node_rows(store, generation, path, len(matrix))
-            seed = node_seed(settings.random_state, path)
+            seed = path.seed(settings.random_state)
             with limited_threads(threads):
                 coordinates = embed(matrix[rows], settings.embedding, seed)
             store.write_embedding(
@@ -113,7 +112,7 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
         threads = run_threads(context)
         matrix = load_matrix(store, generation)
 
-        def cluster_node(path: str) -> dict[str, object]:
+        def cluster_node(path: NodePath) -> dict[str, object]:
             embedded = store.read_embedding(generation, path)
             coordinates = embedded[["x", "y"]].to_numpy()
             rows = embedded["row"].to_numpy()
@@ -132,9 +131,9 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
             plot = embedding_scatter(
                 coordinates,
                 node.clustering.labels,
-                store.node_dir(generation, path) / "embedding.png",
                 title=f"{path}: {node.clustering.n_children} clusters",
             )
+            store.write_node_png(generation, path, EMBEDDING_PNG, plot)
             return {
                 "generation": generation,
                 "node": path,

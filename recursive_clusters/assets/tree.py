@@ -19,14 +19,9 @@ from recursive_clusters.assets.common import every_level_deps, open_tree
 from recursive_clusters.assets.levels import clusters_key
 from recursive_clusters.core.compare import compare_trees
 from recursive_clusters.core.drift import fit_baseline, top_drivers
+from recursive_clusters.core.paths import ROOT, is_noise_leaf
 from recursive_clusters.core.settings import Settings
-from recursive_clusters.core.tree import (
-    NOISE_NAME,
-    ROOT,
-    NodeOutcome,
-    assign_leaves,
-    pending_nodes,
-)
+from recursive_clusters.core.tree import NodeOutcome, assign_leaves, pending_nodes
 from recursive_clusters.core.tree_checks import CheckOutcome, blocking_failures, tree_checks
 from recursive_clusters.names import leaf_names, name_tree
 from recursive_clusters.resources import TreeStorage
@@ -130,7 +125,7 @@ def build_tree_asset(max_depth: int):
         table.insert(0, ids.columns[0], ids.iloc[:, 0].to_numpy())
         table = table.drop(columns="row")
         leaves = table["leaf_path"].value_counts().sort_index()
-        noise_groups = leaves.index.str.endswith(f".{NOISE_NAME}")
+        noise_groups = leaves.index.map(is_noise_leaf).to_numpy(dtype=bool)
         summary = {  # counted as the report counts them: noise groups are not leaves
             "n_rows": len(table),
             "n_nodes": len(records),

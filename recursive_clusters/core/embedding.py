@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 from sklearn.decomposition import PCA
 
 from recursive_clusters.core.optional import import_backend
 from recursive_clusters.core.settings import EmbeddingSettings
-
-
-def node_seed(random_state: int, path: str) -> int:
-    """A per-node seed that depends only on the global seed and the node's path.
-
-    Every node gets its own stream, yet the result of a node never depends on the order in
-    which the nodes happen to be computed (sensor, CLI or parallel runs).
-    """
-    return (random_state * 1_000_003 + zlib.crc32(path.encode())) % (2**31 - 1)
 
 
 def reduce_width(matrix: np.ndarray, settings: EmbeddingSettings, seed: int) -> np.ndarray:

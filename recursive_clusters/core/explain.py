@@ -9,10 +9,7 @@ without re-running UMAP or HDBSCAN.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,7 +17,6 @@ import xgboost
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from recursive_clusters.core.atomic import atomic_path
 from recursive_clusters.core.clustering import NOISE
 from recursive_clusters.core.settings import ExplanationSettings
 
@@ -35,6 +31,16 @@ class ExplanationError(ValueError):
     """A node cannot be explained (too few children or rows) or its saved models are unusable."""
 
 
+@dataclass(frozen=True)
+class Router:
+    """What sends a row to one child of a node: the model, the columns it reads (by name, in
+    its order) and the child each of its outputs is."""
+
+    model: xgboost.XGBClassifier
+    feature_columns: list[str]
+    children: list[int]
+
+
 @dataclass
 class NodeModels:
     """The classifiers of one node: a router over its children and one model per child."""
@@ -44,6 +50,10 @@ class NodeModels:
     router: xgboost.XGBClassifier
     one_vs_all: dict[int, xgboost.XGBClassifier]
     feature_columns: list[str]
+
+    @property
+    def routing(self) -> Router:
+        return Router(self.router, self.feature_columns, sorted(self.one_vs_all))
 
 
 @dataclass
@@ -276,77 +286,3 @@ def explain_with_shap(
         ignore_index=True,
     )
     return NodeExplanation(shap_values=shap_values, drivers=_drivers(shap_values, settings.top_k))
-
-
-def _replace_atomically(target: Path, write: Callable[[str], object]) -> None:
-    """Write a model through ``write(path)`` so that a reader never sees half of it."""
-    with atomic_path(target) as temporary:
-        write(str(temporary))
-
-
-def _json_safe(value: object) -> object:
-    """NaN (an undefined AUC) is not valid JSON: store it as null."""
-    return None if isinstance(value, float) and np.isnan(value) else value
-
-
-def save_node_models(explanation: NodeModels, directory: Path) -> None:
-    """Store the router, the one-vs-all models and their description as XGBoost JSON (never
-    pickle: loading a pickle runs code, JSON is data and survives library upgrades)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    _replace_atomically(directory / "router.json", explanation.router.save_model)
-    for child, model in explanation.one_vs_all.items():
-        _replace_atomically(directory / f"one_vs_all_{child}.json", model.save_model)
-    description = {
-        "feature_columns": explanation.feature_columns,
-        "children": sorted(explanation.one_vs_all),
-        "router_accuracy": explanation.router_accuracy,
-        "metrics": [
-            {key: _json_safe(value) for key, value in record.items()}
-            for record in explanation.metrics.to_dict(orient="records")
-        ],
-    }
-    text = json.dumps(description, indent=2)
-    _replace_atomically(directory / "models.json", lambda path: Path(path).write_text(text))
-
-
-def load_router(directory: Path) -> tuple[xgboost.XGBClassifier, list[str], list[int]]:
-    """The router of a saved node with its feature columns and the child each output is."""
-    directory = Path(directory)
-    router_path, description_path = directory / "router.json", directory / "models.json"
-    for path in (router_path, description_path):
-        if not path.is_file():
-            raise ExplanationError(f"Saved node model not found: {path}")
-    try:
-        description = json.loads(description_path.read_text())
-        feature_columns = [str(c) for c in description["feature_columns"]]
-        children = [int(k) for k in description["children"]]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ExplanationError(f"Unreadable model description {description_path}: {exc}") from None
-    router = xgboost.XGBClassifier()
-    try:
-        router.load_model(router_path)
-    except xgboost.core.XGBoostError as exc:
-        raise ExplanationError(f"Unreadable router {router_path}: {exc}") from None
-    return router, feature_columns, children
-
-
-def load_node_models(directory: Path) -> NodeModels:
-    """Reload a node's router and one-vs-all models (the SHAP step runs after training)."""
-    router, feature_columns, children = load_router(directory)
-    description = json.loads((Path(directory) / "models.json").read_text())
-    one_vs_all = {}
-    for child in children:
-        path = Path(directory) / f"one_vs_all_{child}.json"
-        if not path.is_file():
-            raise ExplanationError(f"Saved node model not found: {path}")
-        model = xgboost.XGBClassifier()
-        model.load_model(path)
-        one_vs_all[child] = model
-    return NodeModels(
-        metrics=pd.DataFrame(description["metrics"]),
-        router_accuracy=description["router_accuracy"],
-        router=router,
-        one_vs_all=one_vs_all,
-        feature_columns=feature_columns,
-    )

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from recursive_clusters.core.paths import ROOT, NodePath
 from recursive_clusters.core.profiles import ProfileColumn, profile_rows
-from recursive_clusters.core.tree import NOISE_NAME, ROOT
 
 DRIVERS_IN_NAME = 2
 MIN_LIFT = 1.5  # a profile level names a cluster when it is this over-represented...
@@ -51,7 +51,8 @@ def tree_names(
 ) -> dict[str, str]:
     """A name for the root, every child of every split node and every noise group."""
     names = {ROOT: "all rows"}
-    for path, record in records.items():
+    for key, record in records.items():
+        path = NodePath(key)
         if not record["split_accepted"]:
             continue
         node_labels = labels[path]
@@ -60,8 +61,8 @@ def tree_names(
             inside = np.zeros(n_rows, dtype=bool)
             inside[node_labels.loc[node_labels["label"] == child, "row"].to_numpy()] = True
             own = None if table is None else table[table["child"] == child]
-            names[f"{path}.{child}"] = child_name(own, profile, inside) or f"cluster {child}"
-        names[f"{path}.{NOISE_NAME}"] = "unplaced (noise)"
+            names[path.child(child)] = child_name(own, profile, inside) or f"cluster {child}"
+        names[path.noise_leaf] = "unplaced (noise)"
     return names
 
 

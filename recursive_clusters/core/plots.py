@@ -2,13 +2,13 @@
 
 Figures are built with matplotlib's object API and rendered by the Agg canvas, never through
 pyplot, so plotting works headless, from parallel workers, and without switching the backend
-of whoever imports this module. Each plot is
-written to a temporary file and renamed, so a reader never sees a half-written PNG.
+of whoever imports this module. Each function returns the PNG's bytes; where they are
+stored is the tree store's business (``TreeStore.write_node_png``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from io import BytesIO
 
 import numpy as np
 import pandas as pd
@@ -16,19 +16,18 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from recursive_clusters.core.atomic import atomic_path
 from recursive_clusters.core.clustering import NOISE
 
 FIGSIZE = (4.0, 3.0)
 DPI = 90
 
 
-def _save(figure: Figure, path: Path) -> Path:
-    """Render the figure with Agg to ``path`` atomically."""
+def _png(figure: Figure) -> bytes:
+    """Render the figure with Agg as PNG bytes."""
     FigureCanvasAgg(figure)
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=DPI)
-    return Path(path)
+    buffer = BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
 
 
 def child_colour(child: int, n_children: int) -> tuple[float, float, float, float]:
@@ -44,7 +43,7 @@ def _child_table(shap_values: pd.DataFrame, child: int) -> pd.DataFrame:
     return table
 
 
-def embedding_scatter(embedding: np.ndarray, labels: np.ndarray, path: Path, title: str) -> Path:
+def embedding_scatter(embedding: np.ndarray, labels: np.ndarray, title: str) -> bytes:
     """The node's 2-D UMAP coordinates coloured by child, noise in grey behind them."""
     labels = np.asarray(labels)
     children = sorted(int(k) for k in np.unique(labels) if k != NOISE)
@@ -62,12 +61,10 @@ def embedding_scatter(embedding: np.ndarray, labels: np.ndarray, path: Path, tit
     axes.set_yticks([])
     if children or noise.any():
         axes.legend(fontsize=6, markerscale=3, loc="best", ncols=2 if len(children) > 8 else 1)
-    return _save(figure, path)
+    return _png(figure)
 
 
-def shap_beeswarm(
-    shap_values: pd.DataFrame, child: int, path: Path, max_features: int = 10
-) -> Path:
+def shap_beeswarm(shap_values: pd.DataFrame, child: int, max_features: int = 10) -> bytes:
     """A beeswarm-style strip plot of one child's one-vs-all SHAP values: one line per
     feature (largest mean |SHAP| on top), one dot per explained row, coloured by the
     feature's value scaled within the feature (blue low, red high)."""
@@ -101,7 +98,7 @@ def shap_beeswarm(
     colourbar = figure.colorbar(points, ax=axes, ticks=[0, 1], aspect=30)
     colourbar.ax.set_yticklabels(["low", "high"], fontsize=6)
     colourbar.set_label("feature value", fontsize=6)
-    return _save(figure, path)
+    return _png(figure)
 
 
 def _image_of(values: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
@@ -112,9 +109,7 @@ def _image_of(values: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
     return values.reshape(image_shape)
 
 
-def mean_images(
-    features: pd.DataFrame, labels: np.ndarray, image_shape: tuple[int, int], path: Path
-) -> Path:
+def mean_images(features: pd.DataFrame, labels: np.ndarray, image_shape: tuple[int, int]) -> bytes:
     """The node's mean image next to each child's, on one grey scale so they compare."""
     labels = np.asarray(labels)
     matrix = features.to_numpy(dtype=float)
@@ -134,7 +129,7 @@ def mean_images(
     for axes, (name, image) in zip(grid.flat, images, strict=False):
         axes.imshow(image, cmap="gray_r", vmin=low, vmax=high, interpolation="nearest")
         axes.set_title(name, fontsize=7)
-    return _save(figure, path)
+    return _png(figure)
 
 
 def shap_pixel_map(
@@ -142,8 +137,7 @@ def shap_pixel_map(
     child: int,
     feature_columns: list[str],
     image_shape: tuple[int, int],
-    path: Path,
-) -> Path:
+) -> bytes:
     """Mean |SHAP| per pixel for one child: where in the image the model looks to tell the
     child apart. Pixels never explained (constant, unused) stay at 0."""
     table = _child_table(shap_values, child)
@@ -156,4 +150,4 @@ def shap_pixel_map(
     axes.set_title(f"mean |SHAP|, child {child}", fontsize=8)
     axes.axis("off")
     figure.colorbar(shown, ax=axes)
-    return _save(figure, path)
+    return _png(figure)

@@ -1,4 +1,4 @@
-"""The recursive zoom-in as a scikit-learn-style estimator, usable without Dagster.
+"""The recursive zoom-in as a scikit-learn estimator, usable without Dagster.
 
 The Dagster assets call the same per-node step (``cluster_node``) one partition at a time;
 ``RecursiveClusterer.fit`` runs the whole tree in-process, which is what the tests and the
@@ -12,6 +12,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
 from recursive_clusters.core.acceptance import SplitEvidence, assess_split
 from recursive_clusters.core.clustering import (
@@ -19,24 +22,19 @@ from recursive_clusters.core.clustering import (
     assign_noise_to_nearest,
     cluster_embedding,
 )
-from recursive_clusters.core.embedding import embed, node_seed
-from recursive_clusters.core.settings import Settings
-from recursive_clusters.core.tree import (
-    ROOT,
-    NodeOutcome,
-    SplitDecision,
-    assign_leaves,
-    child_path,
-    decide_split,
-    path_level,
-)
+from recursive_clusters.core.embedding import embed
+from recursive_clusters.core.explain import NodeModels, train_classifiers
+from recursive_clusters.core.paths import ROOT, NodePath
+from recursive_clusters.core.predict import route_rows
+from recursive_clusters.core.settings import Settings, parse_settings
+from recursive_clusters.core.tree import NodeOutcome, SplitDecision, assign_leaves, decide_split
 
 
 @dataclass(frozen=True)
 class NodeResult:
     """Everything computed for one node of the tree."""
 
-    path: str
+    path: NodePath
     rows: np.ndarray
     embedding: np.ndarray
     clustering: NodeClustering
@@ -57,7 +55,7 @@ class NodeResult:
         """The node's record: stored as JSON, shown as Dagster metadata, read by the sensor."""
         return {
             "path": self.path,
-            "level": path_level(self.path),
+            "level": self.path.level,
             "n_rows": int(len(self.rows)),
             "min_cluster_size": self.clustering.min_cluster_size,
             "n_children": self.clustering.n_children,
@@ -70,7 +68,7 @@ class NodeResult:
             "persistence": [round(float(p), 6) for p in self.clustering.persistence],
             "split_accepted": self.decision.accepted,
             "reason": self.decision.reason,
-            "zoom_into": [child_path(self.path, k) for k in self.decision.zoom_into],
+            "zoom_into": [str(self.path.child(k)) for k in self.decision.zoom_into],
             "acceptance": dict(self.evidence.scores) if self.evidence else {},
             "child_stability": (
                 {str(k): v for k, v in self.evidence.child_stability.items()}
@@ -92,8 +90,9 @@ def require_enough_rows(n_rows: int, settings: Settings) -> None:
 
 def cluster_node(matrix: np.ndarray, rows: np.ndarray, path: str, settings: Settings) -> NodeResult:
     """Embed, cluster and decide for one node, given the matrix of its own rows only."""
+    path = NodePath(path)
     started = time.perf_counter()
-    embedding = embed(matrix, settings.embedding, node_seed(settings.random_state, path))
+    embedding = embed(matrix, settings.embedding, path.seed(settings.random_state))
     embed_seconds = time.perf_counter() - started
     node = finish_node(embedding, rows, path, settings, matrix)
     node.seconds["embed"] = embed_seconds
@@ -114,7 +113,8 @@ def finish_node(
     any clustering with two or more children splits.
     """
     started = time.perf_counter()
-    seed = node_seed(settings.random_state, path)
+    path = NodePath(path)
+    seed = path.seed(settings.random_state)
     tested = matrix is not None and settings.acceptance.enabled
     granularities = settings.acceptance.granularities if tested else [1.0]
     candidates = [
@@ -129,7 +129,7 @@ def finish_node(
         evidence = assess_split(matrix, embedding, candidates, settings, seed)
         clustering = candidates[evidence.choice]
         seconds["accept"] = time.perf_counter() - started
-    decision = decide_split(clustering, path_level(path), settings, evidence)
+    decision = decide_split(clustering, path.level, settings, evidence)
     noise_assigned = np.zeros(len(rows), dtype=bool)
     if decision.accepted and settings.clustering.noise_policy == "assign_nearest":
         labels, noise_assigned, share = assign_noise_to_nearest(
@@ -147,30 +147,74 @@ def child_rows(node: NodeResult, child: int) -> np.ndarray:
     return node.rows[node.clustering.labels == child]
 
 
-class RecursiveClusterer:
-    """Recursive UMAP + HDBSCAN: fit builds the whole cluster tree of ``X``.
+# The flat parameters of ``RecursiveClusterer`` and the setting each one overrides.
+_FLAT_PARAMETERS = {
+    "min_cluster_size": ("clustering", "min_cluster_size"),
+    "max_depth": ("recursion", "max_depth"),
+    "n_neighbors": ("embedding", "n_neighbors"),
+    "confidence_threshold": ("explanation", "confidence_threshold"),
+    "random_state": (None, "random_state"),
+}
+
+
+class RecursiveClusterer(ClusterMixin, BaseEstimator):
+    """Recursive UMAP + HDBSCAN as a scikit-learn estimator: ``fit`` builds the whole cluster
+    tree of ``X``, the same tree the Dagster pipeline grows node by node.
+
+    The main parameters are flat (``min_cluster_size``, ``max_depth``, ``n_neighbors``,
+    ``confidence_threshold``, ``random_state``); each one left at None keeps its value in
+    ``settings`` (a ``Settings``, the defaults when None), which holds every other knob.
+    With ``explain=True`` the per-node routers are trained too, and ``predict`` sends new
+    rows down the tree by them alone (no UMAP/HDBSCAN), as ``recursive-clusters predict`` does.
 
     Attributes after ``fit``: ``nodes_`` (path -> NodeResult), ``tree_`` (one row per node),
-    ``assignments_`` (one row per input row), ``labels_`` (leaf path per row) and
-    ``timings_`` (seconds spent embedding, clustering and testing splits, over all nodes).
+    ``assignments_`` (one row per input row), ``labels_`` (leaf path per row), ``timings_``
+    (seconds spent embedding, clustering and testing splits, over all nodes),
+    ``feature_names_in_``, and with ``explain`` ``models_`` (path -> NodeModels of each
+    split node).
     """
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        min_cluster_size: float | None = None,
+        max_depth: int | None = None,
+        n_neighbors: int | None = None,
+        confidence_threshold: float | None = None,
+        explain: bool = False,
+        random_state: int | None = None,
+    ) -> None:
         self.settings = settings
+        self.min_cluster_size = min_cluster_size
+        self.max_depth = max_depth
+        self.n_neighbors = n_neighbors
+        self.confidence_threshold = confidence_threshold
+        self.explain = explain
+        self.random_state = random_state
+
+    def resolved_settings(self) -> Settings:
+        """``settings`` with the flat parameters laid over it, validated (a bad value raises
+        ``SettingsError`` naming the setting)."""
+        data = (self.settings or Settings()).model_dump()
+        for parameter, (section, key) in _FLAT_PARAMETERS.items():
+            value = getattr(self, parameter)
+            if value is not None:
+                (data[section] if section else data)[key] = value
+        return parse_settings(data, source="RecursiveClusterer parameters")
 
     def fit(self, X: np.ndarray | pd.DataFrame, y: None = None) -> RecursiveClusterer:
-        settings = self.settings or Settings()
+        settings = self.resolved_settings()
+        self.feature_names_in_ = _feature_names(X)
         matrix = np.asarray(X, dtype=np.float64)
         require_enough_rows(len(matrix), settings)
         nodes: dict[str, NodeResult] = {}
-        pending = [(ROOT, np.arange(len(matrix)))]
+        pending = [(NodePath(ROOT), np.arange(len(matrix)))]
         while pending:
             path, rows = pending.pop(0)
             node = cluster_node(matrix[rows], rows, path, settings)
             nodes[path] = node
-            pending.extend(
-                (child_path(path, k), child_rows(node, k)) for k in node.decision.zoom_into
-            )
+            pending.extend((path.child(k), child_rows(node, k)) for k in node.decision.zoom_into)
         self.nodes_ = nodes
         self.timings_ = {
             step: sum(node.seconds.get(step, 0.0) for node in nodes.values())
@@ -189,7 +233,46 @@ class RecursiveClusterer:
         }
         self.assignments_ = assign_leaves(len(matrix), outcomes, settings.recursion.max_depth)
         self.labels_ = self.assignments_["leaf_path"].to_numpy()
+        if self.explain:
+            self.models_ = self._train_routers(matrix, settings)
         return self
+
+    def _train_routers(self, matrix: np.ndarray, settings: Settings) -> dict[str, NodeModels]:
+        """The classifiers of every split node, on the original features of its rows."""
+        models = {}
+        for path, node in self.nodes_.items():
+            if not node.decision.accepted:
+                continue
+            features = pd.DataFrame(matrix[node.rows], columns=self.feature_names_in_)
+            models[path] = train_classifiers(
+                features,
+                node.clustering.labels,
+                settings.explanation,
+                path.seed(settings.random_state),
+            )
+        return models
+
+    def predict(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
+        """The node each row of ``X`` ends in, by the routers alone: a leaf, or the node where
+        no child reaches ``confidence_threshold`` (see ``route_rows``)."""
+        return self.route(X)["path"].to_numpy()
+
+    def route(self, X: np.ndarray | pd.DataFrame) -> pd.DataFrame:
+        """``predict`` with each row's confidence and the child taken at each level."""
+        check_is_fitted(self, "nodes_")
+        if not hasattr(self, "models_"):
+            raise NotFittedError("predict needs the routers: fit with explain=True.")
+        columns = _feature_names(X) if isinstance(X, pd.DataFrame) else self.feature_names_in_
+        threshold = self.resolved_settings().explanation.confidence_threshold
+        routers = {path: models.routing for path, models in self.models_.items()}
+        return route_rows(np.asarray(X), columns, routers.get, threshold)
 
     def fit_predict(self, X: np.ndarray | pd.DataFrame, y: None = None) -> np.ndarray:
         return self.fit(X).labels_
+
+
+def _feature_names(X: np.ndarray | pd.DataFrame) -> list[str]:
+    """Column names of a frame; ``x0``, ``x1``, ... for an array."""
+    if isinstance(X, pd.DataFrame):
+        return [str(c) for c in X.columns]
+    return [f"x{i}" for i in range(np.shape(X)[1])]

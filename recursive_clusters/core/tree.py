@@ -1,8 +1,7 @@
-"""Cluster-tree paths, the zoom-in decision for one node, and the final row-to-leaf table."""
+"""The zoom-in decision for one node, and the final row-to-leaf table."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -11,74 +10,11 @@ import numpy as np
 import pandas as pd
 
 from recursive_clusters.core.clustering import NOISE, NodeClustering
+from recursive_clusters.core.paths import NOISE_NAME, ROOT, NodePath
 from recursive_clusters.core.settings import Settings
 
 if TYPE_CHECKING:
     from recursive_clusters.core.acceptance import SplitEvidence
-
-ROOT = "root"
-NOISE_NAME = "noise"
-_PATH_PATTERN = re.compile(r"^root(\.(0|[1-9][0-9]{0,5}))*$")
-
-
-class PathError(ValueError):
-    """A string that is not a cluster path (and so must never become a file name)."""
-
-
-def validate_path(path: str) -> str:
-    """Return ``path`` if it is ``root`` followed by ``.<child number>`` parts, else raise."""
-    if not isinstance(path, str) or not _PATH_PATTERN.match(path):
-        raise PathError(f"Not a cluster path: {path!r} (expected e.g. 'root' or 'root.3.1')")
-    return path
-
-
-def child_path(parent: str, child: int) -> str:
-    return f"{parent}.{int(child)}"
-
-
-def parent_and_index(path: str) -> tuple[str, int]:
-    """The parent's path and this node's child number in it (the root has neither)."""
-    if validate_path(path) == ROOT:
-        raise PathError("The root has no parent.")
-    parent, child = path.rsplit(".", 1)
-    return parent, int(child)
-
-
-def path_level(path: str) -> int:
-    """The level at which a node is clustered: the root is level 1."""
-    return validate_path(path).count(".") + 1
-
-
-# Dynamic-partition keys of nodes at level >= 2 are ``<tree id>:<path>``, e.g.
-# ``3fa2c1d09be47a10:root.3.1``. Why the tree id is in the key: successive trees (the same
-# data again, new data, new settings) have nodes with the same paths. Keys that never collide
-# across trees let a new tree add its partitions while the current tree's are still there,
-# so no tick ever adds and deletes one key (Dagster's daemon refuses such a tick), and a user
-# sees in the UI which tree each partition belongs to. Partitions of a tree are deleted once
-# another tree has replaced it (see ``growth.plan_growth``).
-PARTITION_KEY_SEPARATOR = ":"
-
-
-def partition_key(tree_id: str, path: str) -> str:
-    """Dynamic-partition key of a node at level >= 2 of tree ``tree_id``."""
-    if validate_path(path) == ROOT:
-        raise PathError("The root is not partitioned: it is the level-1 node.")
-    if not tree_id or PARTITION_KEY_SEPARATOR in tree_id:
-        raise PathError(f"Not a tree id for a partition key: {tree_id!r}")
-    return f"{tree_id}{PARTITION_KEY_SEPARATOR}{path}"
-
-
-def descendants_key_prefix(tree_id: str, path: str) -> str:
-    """What the partition key of every node below ``path`` in tree ``tree_id`` starts with."""
-    return f"{tree_id}{PARTITION_KEY_SEPARATOR}{validate_path(path)}."
-
-
-def parse_partition_key(key: str) -> tuple[str, str]:
-    """Inverse of ``partition_key``: the tree id and the node's path."""
-    tree_id, separator, path = key.partition(PARTITION_KEY_SEPARATOR)
-    if not separator or not tree_id:
-        raise PathError(f"Not a node partition key: {key!r} (expected '<tree id>:root.3')")
-    return tree_id, validate_path(path)
 
 
 @dataclass(frozen=True)
@@ -149,11 +85,11 @@ def assign_leaves(n_rows: int, nodes: Mapping[str, NodeOutcome], max_depth: int)
     noise_assigned = np.zeros(n_rows, dtype=bool)
     pending = [ROOT] if ROOT in nodes else []
     while pending:
-        path = pending.pop()
+        path = NodePath(pending.pop())
         node = nodes[path]
         if not node.accepted:
             continue
-        depth = path_level(path)
+        level = path.level
         if node.confidence is not None:
             confidence[node.rows] = np.minimum(confidence[node.rows], node.confidence)
         if node.noise_assigned is not None:
@@ -161,14 +97,14 @@ def assign_leaves(n_rows: int, nodes: Mapping[str, NodeOutcome], max_depth: int)
         for label in np.unique(node.labels):
             rows = node.rows[node.labels == label]
             if label == NOISE:
-                leaf[rows] = f"{path}.{NOISE_NAME}"
-                levels[rows, depth - 1] = NOISE_NAME
+                leaf[rows] = path.noise_leaf
+                levels[rows, level - 1] = NOISE_NAME
                 is_noise[rows] = True
                 confidence[rows] = 0.0
                 continue
-            child = child_path(path, label)
+            child = path.child(label)
             leaf[rows] = child
-            levels[rows, depth - 1] = str(int(label))
+            levels[rows, level - 1] = str(int(label))
             if child in nodes:
                 pending.append(child)
     table = pd.DataFrame({"row": np.arange(n_rows), "leaf_path": leaf, "is_noise": is_noise})

@@ -22,8 +22,8 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from recursive_clusters.core.atomic import atomic_path
+from recursive_clusters.core.paths import ROOT, NodePath, leaf_sort_key
 from recursive_clusters.core.profiles import profile_rows
-from recursive_clusters.core.tree import NOISE_NAME
 from recursive_clusters.names import user_names
 from recursive_clusters.report.maps import (
     MAX_MAP_POINTS,
@@ -39,10 +39,15 @@ from recursive_clusters.report.model import (
     leaf_summary,
     load_tree,
     node_table,
-    path_sort_key,
     stability,
 )
-from recursive_clusters.storage import TreeStore
+from recursive_clusters.storage import (
+    EMBEDDING_PNG,
+    MEAN_IMAGES_PNG,
+    TreeStore,
+    shap_pixels_png,
+    shap_png,
+)
 
 REPORT_NAME = "report.html"
 
@@ -112,7 +117,7 @@ def _header(tree: Tree) -> dict:
     date = datetime.fromisoformat(stamp).strftime("%Y-%m-%d %H:%M UTC") if stamp else "–"
     leaves = sum(1 for entry in tree.entries if entry.kind == "leaf")
     noise_groups = sum(1 for entry in tree.entries if entry.kind == "noise" and entry.rows > 0)
-    noise = float(tree.leaf.str.endswith(f".{NOISE_NAME}").mean()) if tree.n_rows else 0.0
+    noise = float(tree.assignments["is_noise"].mean()) if tree.n_rows else 0.0
     emb, clu, rec = settings.embedding, settings.clustering, settings.recursion
     return {
         "facts": [
@@ -199,7 +204,10 @@ def _tree_rows(tree: Tree, names: dict[str, str]) -> list[dict]:
 def _cards(store: TreeStore, tree: Tree, entry: Entry, names: dict[str, str]) -> dict:
     """The children of a split node: an overview line each and a card each."""
     record = entry.record
-    node_dir = store.node_dir(tree.generation, entry.path)
+
+    def picture(name: str) -> str | None:
+        return png_uri(store.read_node_png(tree.generation, entry.path, name))
+
     metrics = node_table(store, tree.generation, entry.path, "classifier_metrics")
     drivers = node_table(store, tree.generation, entry.path, "drivers")
     labels = store.read_labels(tree.generation, entry.path)
@@ -227,15 +235,15 @@ def _cards(store: TreeStore, tree: Tree, entry: Entry, names: dict[str, str]) ->
                 "drivers": ranked or [],
                 "stability": value,
                 "band": band,
-                "shap_png": png_uri(node_dir / f"shap_child_{child}.png"),
-                "pixels_png": png_uri(node_dir / f"shap_pixels_{child}.png"),
+                "shap_png": picture(shap_png(child)) if child is not None else None,
+                "pixels_png": picture(shap_pixels_png(child)) if child is not None else None,
                 "profile": profile,
             }
         )
     return {
         "children": children,
         "has_metrics": metrics is not None,
-        "mean_images_png": png_uri(node_dir / "mean_images.png"),
+        "mean_images_png": picture(MEAN_IMAGES_PNG),
     }
 
 
@@ -263,7 +271,7 @@ def _node(store: TreeStore, tree: Tree, entry: Entry, names: dict[str, str]) -> 
             (name, _number(value) if isinstance(value, int | float) else str(value))
             for name, value in (acceptance.items() if isinstance(acceptance, dict) else [])
         ],
-        "embedding_png": png_uri(store.node_dir(tree.generation, entry.path) / "embedding.png"),
+        "embedding_png": png_uri(store.read_node_png(tree.generation, entry.path, EMBEDDING_PNG)),
         "map_spec": _plotly_json(figure),
         "map_points": len(points),
         "map_total": total,
@@ -276,14 +284,14 @@ def _node(store: TreeStore, tree: Tree, entry: Entry, names: dict[str, str]) -> 
 def _rows_data(store: TreeStore, tree: Tree, names: dict[str, str]) -> dict:
     """What search, highlighting and downloads read, per row: id, leaf, confidence, noise
     flag, and where each level's node placed it (NaN below the row's leaf)."""
-    leaves = sorted(tree.leaf.unique(), key=path_sort_key)
+    leaves = sorted(tree.leaf.unique(), key=leaf_sort_key)
     index = {leaf: i for i, leaf in enumerate(leaves)}
-    levels = max((p.count(".") for p in tree.records), default=0) + 1
+    levels = max((NodePath(p).level for p in tree.records), default=1)
     x = np.full((levels, tree.n_rows), np.nan, dtype=np.float32)
     y = np.full((levels, tree.n_rows), np.nan, dtype=np.float32)
     for path in tree.records:
         embedding = store.read_embedding(tree.generation, path)
-        level = path.count(".")
+        level = NodePath(path).depth
         x[level, embedding["row"].to_numpy()] = embedding["x"].to_numpy(np.float32)
         y[level, embedding["row"].to_numpy()] = embedding["y"].to_numpy(np.float32)
     return {
@@ -300,10 +308,10 @@ def _rows_data(store: TreeStore, tree: Tree, names: dict[str, str]) -> dict:
 
 
 def _overview(store: TreeStore, tree: Tree, names: dict[str, str]) -> dict | None:
-    if "root" not in tree.records:
+    if ROOT not in tree.records:
         return None
-    root = store.read_embedding(tree.generation, "root")
-    leaves = sorted(tree.leaf.unique(), key=path_sort_key)
+    root = store.read_embedding(tree.generation, ROOT)
+    leaves = sorted(tree.leaf.unique(), key=leaf_sort_key)
     figure, points = overview_map(root, tree.assignments, leaves, names)
     return {
         "spec": _plotly_json(figure),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 from html import escape
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,8 +20,8 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from recursive_clusters.core.clustering import NOISE
+from recursive_clusters.core.paths import NOISE_NAME, NodePath, is_noise_leaf
 from recursive_clusters.core.plots import child_colour
-from recursive_clusters.core.tree import NOISE_NAME
 
 # Points drawn per node map: enough to see every cluster, small enough to stay light.
 MAX_MAP_POINTS = 5000
@@ -32,11 +31,11 @@ NOISE_COLOUR = "#c8c8c8"
 AXIS = {"showticklabels": False, "showgrid": False, "zeroline": False}
 
 
-def png_uri(path: Path) -> str | None:
-    """A PNG file as a data URI; None when the plot was not made."""
-    if not path.is_file():
+def png_uri(png: bytes | None) -> str | None:
+    """PNG bytes as a data URI; None when the plot was not made."""
+    if png is None:
         return None
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def sample_rows(n_rows: int, limit: int) -> np.ndarray:
@@ -65,7 +64,7 @@ def node_map(path: str, points: pd.DataFrame) -> go.Figure:
     children = sorted(int(k) for k in points["label"].unique() if k != NOISE)
     figure = go.Figure()
     groups = [(NOISE, NOISE_NAME, NOISE_COLOUR)] + [
-        (k, f"{path}.{k}", to_hex(child_colour(k, len(children)))) for k in children
+        (k, NodePath(path).child(k), to_hex(child_colour(k, len(children)))) for k in children
     ]
     for label, name, colour in groups:
         group = points[points["label"] == label]
@@ -90,7 +89,7 @@ def leaf_colours(leaves: list[str]) -> dict[str, str]:
     palette = colormaps["tab20"]
     colours, index = {}, 0
     for leaf in leaves:
-        if leaf.endswith(f".{NOISE_NAME}"):
+        if is_noise_leaf(leaf):
             colours[leaf] = NOISE_COLOUR
         else:
             colours[leaf] = to_hex(palette(index % palette.N))
@@ -157,4 +156,4 @@ def overview_png(root: pd.DataFrame, assignments: pd.DataFrame, leaves: list[str
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return png_uri(buffer.getvalue())

@@ -12,15 +12,10 @@ import pandas as pd
 
 from recursive_clusters.core.acceptance import jaccard_band
 from recursive_clusters.core.data import FeaturePreprocessor
+from recursive_clusters.core.paths import ROOT, NodePath, leaf_sort_key
 from recursive_clusters.core.profiles import ProfileColumn
 from recursive_clusters.core.settings import Settings, parse_settings
-from recursive_clusters.core.tree import NOISE_NAME, ROOT
 from recursive_clusters.storage import TreeStore
-
-
-def path_sort_key(path: str) -> tuple[tuple[int, int], ...]:
-    """Natural order of paths: root.2 before root.10, noise after its siblings."""
-    return tuple((1, 0) if part == NOISE_NAME else (0, int(part)) for part in path.split(".")[1:])
 
 
 def leaf_summary(assignments: pd.DataFrame) -> pd.DataFrame:
@@ -28,7 +23,7 @@ def leaf_summary(assignments: pd.DataFrame) -> pd.DataFrame:
     counts = assignments["leaf_path"].value_counts()
     table = pd.DataFrame({"leaf_path": counts.index, "rows": counts.to_numpy()})
     table["share"] = (table["rows"] / len(assignments)).map("{:.1%}".format)
-    return table.sort_values("leaf_path", key=lambda paths: paths.map(path_sort_key)).reset_index(
+    return table.sort_values("leaf_path", key=lambda paths: paths.map(leaf_sort_key)).reset_index(
         drop=True
     )
 
@@ -45,15 +40,8 @@ class Entry:
     outcome: str
     record: dict | None
     from_noise: int | None = None  # rows HDBSCAN called noise that this child was given
-
-    @property
-    def parent(self) -> str | None:
-        return self.path.rsplit(".", 1)[0] if "." in self.path else None
-
-    @property
-    def child_index(self) -> int | None:
-        last = self.path.rsplit(".", 1)[-1]
-        return int(last) if last.isdigit() else None
+    parent: str | None = None
+    child_index: int | None = None  # None for the root and for noise lines
 
 
 @dataclass(frozen=True)
@@ -80,8 +68,7 @@ class Tree:
         return self.assignments["leaf_path"]
 
     def children(self, entry: Entry) -> list[Entry]:
-        prefix = f"{entry.path}."
-        return [e for e in self.entries if e.path.startswith(prefix) and e.depth == entry.depth + 1]
+        return [e for e in self.entries if e.parent == entry.path]
 
 
 def child_outcome(child: str, size: int, parent: dict, settings: Settings) -> str:
@@ -100,40 +87,46 @@ def walk(records: dict[str, dict], settings: Settings) -> list[Entry]:
     """The tree depth first: each node, then its children in order, then its noise."""
     entries: list[Entry] = []
 
-    def visit(path: str, rows: int, parent: dict | None, depth: int) -> None:
+    def visit(path: NodePath, rows: int, parent: dict | None) -> None:
         record = records.get(path)
         parent_rows = parent["n_rows"] if parent else None
+        place = {"parent": path.parent, "child_index": path.index} if parent else {}
         received = None
         if parent:
             by_child = parent.get("noise_assigned_by_child") or {}
-            received = int(by_child.get(path.rsplit(".", 1)[1], 0))
+            received = int(by_child.get(str(path.index), 0))
         if record is None:
             outcome = child_outcome(path, rows, parent, settings) if parent else "not clustered"
-            entries.append(Entry(path, depth, rows, parent_rows, "leaf", outcome, None, received))
+            entries.append(
+                Entry(path, path.depth, rows, parent_rows, "leaf", outcome, None, received, **place)
+            )
             return
         kind = "split" if record["split_accepted"] else "leaf"
         outcome = record["reason"] if kind == "split" else f"leaf: {record['reason']}"
-        entries.append(Entry(path, depth, rows, parent_rows, kind, outcome, record, received))
+        entries.append(
+            Entry(path, path.depth, rows, parent_rows, kind, outcome, record, received, **place)
+        )
         if kind == "leaf":
             return
         sizes = {int(k): int(v) for k, v in record["child_sizes"].items()}
         for child in sorted(sizes):
-            visit(f"{path}.{child}", sizes[child], record, depth + 1)
+            visit(path.child(child), sizes[child], record)
         noise = record["n_rows"] - sum(sizes.values())
         entries.append(
             Entry(
-                f"{path}.{NOISE_NAME}",
-                depth + 1,
+                path.noise_leaf,
+                path.depth + 1,
                 noise,
                 record["n_rows"],
                 "noise",
                 "noise: rows HDBSCAN placed in no child",
                 None,
+                parent=path,
             )
         )
 
     if ROOT in records:
-        visit(ROOT, records[ROOT]["n_rows"], None, 0)
+        visit(NodePath(ROOT), records[ROOT]["n_rows"], None)
     return entries
 
 

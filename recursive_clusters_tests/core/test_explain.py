@@ -12,12 +12,10 @@ from recursive_clusters.core.explain import (
     NodeExplanation,
     NodeModels,
     explain_with_shap,
-    load_node_models,
-    load_router,
-    save_node_models,
     train_classifiers,
 )
 from recursive_clusters.core.settings import ExplanationSettings
+from recursive_clusters.model_files import load_node_models, load_router, save_node_models
 
 SETTINGS = ExplanationSettings(shap_sample_per_child=40, top_k=3)
 
@@ -141,11 +139,11 @@ def test_save_and_load_round_trip(models, blobs, tmp_path):
         "models.json", "one_vs_all_0.json", "one_vs_all_1.json", "one_vs_all_2.json",
         "one_vs_all_3.json", "router.json",
     ]  # fmt: skip
-    router, columns, children = load_router(directory)
-    assert columns == models.feature_columns
-    assert children == [0, 1, 2, 3]
+    router = load_router(directory)
+    assert router.feature_columns == models.feature_columns
+    assert router.children == models.routing.children == [0, 1, 2, 3]
     x = features.to_numpy(dtype=np.float32)
-    np.testing.assert_allclose(router.predict_proba(x), models.router.predict_proba(x))
+    np.testing.assert_allclose(router.model.predict_proba(x), models.router.predict_proba(x))
     reloaded = load_node_models(directory)
     np.testing.assert_allclose(
         reloaded.one_vs_all[2].predict_proba(x), models.one_vs_all[2].predict_proba(x)

@@ -1,8 +1,11 @@
 """The per-node steps, the split rule, the tree assembly and the estimator on planted data."""
 
 import numpy as np
+import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.datasets import make_blobs
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score
 
 from recursive_clusters.core.clustering import (
@@ -12,26 +15,17 @@ from recursive_clusters.core.clustering import (
     canonical_labels,
     cluster_embedding,
 )
-from recursive_clusters.core.embedding import embed, node_seed
+from recursive_clusters.core.embedding import embed
+from recursive_clusters.core.paths import NodePath
 from recursive_clusters.core.recursive import RecursiveClusterer
 from recursive_clusters.core.settings import (
     ClusteringSettings,
     EmbeddingSettings,
+    SettingsError,
     parse_settings,
 )
 from recursive_clusters.core.synthetic import planted_hierarchy
-from recursive_clusters.core.tree import (
-    NodeOutcome,
-    PathError,
-    assign_leaves,
-    decide_split,
-    descendants_key_prefix,
-    parent_and_index,
-    parse_partition_key,
-    partition_key,
-    path_level,
-    pending_nodes,
-)
+from recursive_clusters.core.tree import NodeOutcome, assign_leaves, decide_split, pending_nodes
 from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
 
 FEATURES = [f"f{i}" for i in range(8)]
@@ -79,26 +73,6 @@ def test_clusters_are_numbered_by_size_whatever_hdbscan_called_them():
     assert labels.tolist().count(NOISE) == 1
     assert sorted(set(labels.tolist()) - {NOISE}) == [0, 1, 2]
     assert np.sum(labels == 2) == 2
-
-
-def test_paths_and_partition_keys_round_trip():
-    assert path_level("root") == 1 and path_level("root.3.1") == 3
-    assert parent_and_index("root.3.1") == ("root.3", 1)
-    key = partition_key("0123456789abcdef", "root.3.1")
-    assert key == "0123456789abcdef:root.3.1"  # the tree id, then the node's one name
-    assert parse_partition_key(key) == ("0123456789abcdef", "root.3.1")
-    assert key.startswith(descendants_key_prefix("0123456789abcdef", "root.3"))
-    assert key.startswith(descendants_key_prefix("0123456789abcdef", "root"))
-    assert not key.startswith(descendants_key_prefix("0123456789abcdef", "root.3.1"))
-    for bad in (
-        lambda: partition_key("0123456789abcdef", "root"),
-        lambda: parent_and_index("root"),
-    ):
-        with pytest.raises(PathError):
-            bad()
-    for not_a_key in ("3.1", ":root.3", "abc:3.1", "abc:root.3/.."):
-        with pytest.raises(PathError):
-            parse_partition_key(not_a_key)
 
 
 def _clustering(sizes: list[int], noise: int = 0) -> NodeClustering:
@@ -194,7 +168,7 @@ def test_too_few_rows_names_the_parameter():
 def test_large_nodes_fit_umap_on_a_sample_and_transform_the_rest(planted):
     matrix, truth = planted
     tall = np.vstack([matrix] * 2) + np.random.default_rng(0).normal(0, 0.01, (1320, 8))
-    sampled = embed(tall, EmbeddingSettings(fit_sample_size=1000), node_seed(42, "root"))
+    sampled = embed(tall, EmbeddingSettings(fit_sample_size=1000), NodePath("root").seed(42))
     assert sampled.shape == (1320, 2) and np.isfinite(sampled).all()
     labels = cluster_embedding(sampled, ClusteringSettings(min_cluster_size=0.1)).labels
     top = np.array([leaf.split(".")[0] for leaf in np.concatenate([truth, truth])])
@@ -208,7 +182,7 @@ def test_pca_before_umap_keeps_the_clusters_of_wide_data():
         1500, 300, n_top=4, n_sub=3, top_separation=20.0, sub_separation=4.5, seed=3
     )
     clustering = ClusteringSettings(min_cluster_size=0.05)
-    seed = node_seed(42, "root")
+    seed = NodePath("root").seed(42)
     reduced = cluster_embedding(embed(matrix, EmbeddingSettings(), seed), clustering).labels
     every_column = EmbeddingSettings(pca_above_columns=300)
     full = cluster_embedding(embed(matrix, every_column, seed), clustering).labels
@@ -219,7 +193,7 @@ def test_pca_before_umap_keeps_the_clusters_of_wide_data():
 
 def test_fast_hdbscan_backend_agrees_with_hdbscan(planted):
     matrix, _ = planted
-    embedding = embed(matrix, EmbeddingSettings(), node_seed(42, "root"))
+    embedding = embed(matrix, EmbeddingSettings(), NodePath("root").seed(42))
     reference = cluster_embedding(embedding, ClusteringSettings(min_cluster_size=0.1))
     fast = cluster_embedding(
         embedding, ClusteringSettings(min_cluster_size=0.1, backend="fast_hdbscan")
@@ -251,3 +225,38 @@ def test_noise_goes_to_the_child_most_of_its_neighbours_are_in_not_the_biggest()
     new, assigned, share = assign_noise_to_nearest(embedding, labels, max_spacings=5.0)
     assert assigned[-5:].all() and (new[-5:] == 1).all()
     assert (share[-5:] > 0.5).all()
+
+
+def test_the_estimator_follows_scikit_learn_conventions():
+    """get_params/set_params/clone work; flat parameters override the settings they name."""
+    model = RecursiveClusterer(parse_settings(TEST_SETTINGS), max_depth=1, random_state=7)
+    params = model.get_params()
+    assert params["max_depth"] == 1 and params["explain"] is False
+    twin = clone(model).set_params(min_cluster_size=0.2)
+    resolved = twin.resolved_settings()
+    assert resolved.recursion.max_depth == 1 and resolved.random_state == 7
+    assert resolved.clustering.min_cluster_size == 0.2
+    assert resolved.clustering.min_cluster_size_floor == 10  # the rest from the settings
+    assert model.resolved_settings().clustering.min_cluster_size == 0.1  # clone is a copy
+    with pytest.raises(SettingsError, match="recursion.max_depth"):
+        RecursiveClusterer(max_depth=0).fit(np.zeros((50, 2)))
+
+
+def test_predict_routes_new_rows_by_the_routers_alone(planted):
+    """With explain=True the estimator keeps each split node's router; predict sends rows
+    down the tree without UMAP/HDBSCAN, matching columns by name."""
+    matrix, _ = planted
+    frame = pd.DataFrame(matrix, columns=FEATURES)
+    model = RecursiveClusterer(parse_settings(TEST_SETTINGS), explain=True).fit(frame)
+    assert set(model.models_) == set(model.tree_.loc[model.tree_["split_accepted"], "path"])
+    placed = ~model.assignments_["is_noise"].to_numpy()
+    predicted = model.predict(frame)
+    assert np.mean(predicted[placed] == model.labels_[placed]) > 0.95
+    reordered = frame[FEATURES[::-1]]
+    assert np.array_equal(model.predict(reordered), predicted)
+    routed = model.route(frame.iloc[:5])
+    assert {"path", "confidence", "confident", "level_1"} <= set(routed.columns)
+    with pytest.raises(NotFittedError, match="explain=True"):
+        RecursiveClusterer(parse_settings(TEST_SETTINGS), max_depth=1).fit(matrix).predict(matrix)
+    with pytest.raises(NotFittedError):
+        RecursiveClusterer().predict(matrix)

@@ -14,7 +14,7 @@ from recursive_clusters.assets.common import GENERATION_TAG, THREADS_TAG
 from recursive_clusters.assets.tree import TREE_ASSET, TREE_COMPLETE_CHECK
 from recursive_clusters.cli import main
 from recursive_clusters.core.parallelism import SIBLING_RUNS_ENV, available_cores
-from recursive_clusters.core.tree import partition_key
+from recursive_clusters.core.paths import NodePath
 from recursive_clusters.growth import chunks
 from recursive_clusters.jobs import PUBLISH_TREE_JOB
 from recursive_clusters.resources import TreeStorage
@@ -36,7 +36,7 @@ def _assert_current_tree_is_what_the_ui_shows(instance, store, generation, n_row
     assert len(store.read_table(generation, "assignments")) == n_rows
     nodes = {path for path in store.node_records(generation) if path != "root"}
     keys = set(instance.get_dynamic_partitions("level_2_nodes"))
-    assert keys == {partition_key(generation, path) for path in nodes}
+    assert keys == {NodePath(path).partition_key(generation) for path in nodes}
     assert instance.get_materialized_partitions(AssetKey("clusters_l2")) >= keys
     check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [AssetCheckKey(TREE_ASSET, TREE_COMPLETE_CHECK)]

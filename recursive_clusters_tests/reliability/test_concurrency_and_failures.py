@@ -12,8 +12,8 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from recursive_clusters.assets import levels
 from recursive_clusters.assets.common import GENERATION_TAG
 from recursive_clusters.assets.tree import TREE_ASSET, TREE_COMPLETE_CHECK
+from recursive_clusters.core.paths import NodePath
 from recursive_clusters.core.settings import parse_settings
-from recursive_clusters.core.tree import parse_partition_key
 from recursive_clusters.definitions import build_definitions
 from recursive_clusters.growth import plan_growth
 from recursive_clusters.jobs import GROW_TREE_JOB, PUBLISH_TREE_JOB, level_job_name
@@ -27,7 +27,6 @@ RUN_ONE_PARTITION = """
 import sys, yaml
 from dagster import DagsterInstance
 from recursive_clusters.core.settings import parse_settings
-from recursive_clusters.core.tree import parse_partition_key
 from recursive_clusters.definitions import build_definitions
 from recursive_clusters.resources import TreeStorage
 settings_path, storage_dir, key, generation = sys.argv[1:5]
@@ -67,7 +66,7 @@ def rooted_tree(dagster_home, tmp_path):
 
 
 def _paths(keys: list[str]) -> list[str]:
-    return [parse_partition_key(key)[1] for key in keys]
+    return [NodePath.from_partition_key(key)[1] for key in keys]
 
 
 def _publish(defs, generation) -> bool:
@@ -110,7 +109,7 @@ def test_a_failing_node_leaves_the_others_intact_and_a_relaunch_completes(rooted
     real_embed = levels.embed
 
     def embed_failing_on_node_two(matrix, settings, seed):
-        if seed == levels.node_seed(42, "root.2"):
+        if seed == NodePath("root.2").seed(42):
             raise RuntimeError("injected failure in node root.2")
         return real_embed(matrix, settings, seed)
 

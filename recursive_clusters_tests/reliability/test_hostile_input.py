@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from recursive_clusters.cli import main
-from recursive_clusters.core.tree import PathError, parse_partition_key, validate_path
+from recursive_clusters.core.paths import NodePath, PathError
 from recursive_clusters.storage import StorageError, TreeStore, validate_generation
 from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
 
@@ -107,9 +107,9 @@ def test_duplicate_column_names_in_a_csv_are_refused(dagster_home, tmp_path, set
 @pytest.mark.parametrize("name", ["../etc", "root/../x", "root.3/..", "root.-1", "ROOT", ""])
 def test_partition_keys_never_become_arbitrary_paths(name, tmp_path):
     with pytest.raises(PathError):
-        validate_path(name)
+        NodePath(name)
     with pytest.raises(PathError):
-        parse_partition_key(f"0123456789abcdef:{name}")
+        NodePath.from_partition_key(f"0123456789abcdef:{name}")
     with pytest.raises(PathError):
         TreeStore(tmp_path).node_dir("0123456789abcdef", name)
 

@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from recursive_clusters.core.clustering import NOISE, canonical_labels
 from recursive_clusters.core.compare import compare_trees
-from recursive_clusters.core.tree import NodeOutcome, assign_leaves, validate_path
+from recursive_clusters.core.paths import NodePath
+from recursive_clusters.core.tree import NodeOutcome, assign_leaves
 
 labels_strategy = st.lists(st.integers(min_value=-1, max_value=4), min_size=1, max_size=60)
 
@@ -38,7 +39,7 @@ def test_every_row_gets_exactly_one_valid_leaf(root_labels, child_labels, accept
     table = assign_leaves(n, nodes, max_depth=3)
     assert len(table) == n and table["row"].tolist() == list(range(n))
     for leaf, noise in zip(table["leaf_path"], table["is_noise"], strict=True):
-        validate_path(leaf.removesuffix(".noise"))
+        NodePath(leaf.removesuffix(".noise"))
         assert noise == leaf.endswith(".noise")
     if not accepted:
         assert set(table["leaf_path"]) == {"root"}
