@@ -61,11 +61,12 @@ def make_dataset(name: str, rows: int, columns: int, directory: Path) -> Path | 
 
 def bare(settings_data: dict) -> dict[str, float]:
     """The tree and its explanations with the core alone, timed per stage."""
-    from recursive_clusters.core.data import load_table, prepare
+    from recursive_clusters.core.data import prepare
     from recursive_clusters.core.explain import explain_with_shap, train_classifiers
     from recursive_clusters.core.parallelism import available_cores
     from recursive_clusters.core.recursive import RecursiveClusterer
     from recursive_clusters.core.settings import parse_settings
+    from recursive_clusters.io.tables import load_table
 
     settings = parse_settings(settings_data)
     timings: dict[str, float] = {}
@@ -141,8 +142,8 @@ def tree_quality(storage_dir: Path) -> dict[str, float]:
     import pandas as pd
     from sklearn.metrics import adjusted_rand_score
 
+    from recursive_clusters.io.store import TreeStore
     from recursive_clusters.scoring import score_table
-    from recursive_clusters.storage import TreeStore
 
     store = TreeStore(storage_dir)
     generation = store.require_current()

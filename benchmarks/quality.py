@@ -35,7 +35,6 @@ from sklearn.metrics import adjusted_rand_score
 
 from recursive_clusters.core.acceptance import assess_split
 from recursive_clusters.core.clustering import cluster_embedding
-from recursive_clusters.core.data import load_demo_digits
 from recursive_clusters.core.embedding import embed
 from recursive_clusters.core.paths import ROOT, NodePath
 from recursive_clusters.core.recursive import RecursiveClusterer
@@ -45,6 +44,7 @@ from recursive_clusters.core.synthetic import (
     planted_hierarchy,
     structure_free,
 )
+from recursive_clusters.io.tables import load_demo_digits
 
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "quality.json"
 PURE = 0.9  # a node this dominated by one planted leaf has nothing real left to split

@@ -14,10 +14,10 @@ from dagster import AddDynamicPartitionsRequest, DagsterInstance, RunRequest
 
 from recursive_clusters.assets.batches import BATCH_PARTITIONS, SCORED_BATCHES
 from recursive_clusters.assets.common import TRIGGER_TAG
-from recursive_clusters.core.batches import list_batches
 from recursive_clusters.core.settings import Settings
+from recursive_clusters.io.batches import list_batches
+from recursive_clusters.io.store import TreeStore
 from recursive_clusters.jobs import GROW_TREE_JOB, SCORE_BATCHES_JOB
-from recursive_clusters.storage import TreeStore
 
 SCORED_HISTORY = 500  # newest batch materializations read per tick to find the drift streak
 

@@ -59,7 +59,7 @@ def _code_location(settings):
 
 def _published(store, generation: str) -> dict:
     """The tree's manifest; an error naming why when it was not published."""
-    from recursive_clusters.storage import StorageError
+    from recursive_clusters.io.store import StorageError
 
     manifest = store.manifest(generation)
     if manifest.get("status") != "complete":
@@ -174,9 +174,9 @@ def feature_lines(report: dict) -> list[str]:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from recursive_clusters.io.store import output_directory
     from recursive_clusters.resources import TreeStorage
     from recursive_clusters.runner import ensure_dagster_home
-    from recursive_clusters.storage import output_directory
 
     ensure_dagster_home(DEFAULT_HOME)
     store = TreeStorage().store()
@@ -189,10 +189,10 @@ def _export(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from recursive_clusters.core.settings import InputSettings
+    from recursive_clusters.io.store import output_file, write_parquet
     from recursive_clusters.resources import TreeStorage
     from recursive_clusters.runner import ensure_dagster_home
     from recursive_clusters.scoring import score_file
-    from recursive_clusters.storage import output_file, write_parquet
 
     ensure_dagster_home(DEFAULT_HOME)
     store = TreeStorage().store()
@@ -363,7 +363,7 @@ def _user_error(exc: BaseException) -> BaseException | None:
 
     from recursive_clusters.core.data import InputError
     from recursive_clusters.core.settings import SettingsError
-    from recursive_clusters.storage import StorageError
+    from recursive_clusters.io.store import StorageError
 
     expected = (InputError, SettingsError, StorageError, ValueError, Failure)
     while exc is not None:

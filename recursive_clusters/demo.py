@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recursive_clusters.core.data import load_demo_digits
+from recursive_clusters.io.tables import load_demo_digits
 
 HELD_OUT_DIGIT = 9
 TREE_SHARE = 0.8  # of the other digits' rows; the rest arrive in the two batches

@@ -37,7 +37,7 @@ from recursive_clusters.dagster_internals import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-from recursive_clusters.storage import StorageError, TreeStore
+from recursive_clusters.io.store import StorageError, TreeStore
 
 EVENTS_PER_TICK = 1000
 

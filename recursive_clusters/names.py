@@ -20,7 +20,7 @@ import yaml
 from recursive_clusters.core.naming import OVERRIDE, carried_overrides, named, tree_names
 from recursive_clusters.core.profiles import ProfileColumn
 from recursive_clusters.core.settings import SettingsError
-from recursive_clusters.storage import StorageError, TreeStore
+from recursive_clusters.io.store import StorageError, TreeStore
 
 NAMES_FILE = "names.yaml"
 

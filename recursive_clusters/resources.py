@@ -9,7 +9,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from recursive_clusters.core.settings import Settings, load_settings, parse_settings
-from recursive_clusters.storage import TreeStore
+from recursive_clusters.io.store import TreeStore
 
 SETTINGS_ENV = "RECURSIVE_CLUSTERS_CONFIG"
 STORAGE_ENV = "RECURSIVE_CLUSTERS_STORAGE"

@@ -28,13 +28,13 @@ from recursive_clusters.assets.batches import SCORED_BATCHES
 from recursive_clusters.assets.common import DRIVER_TAG, GENERATION_TAG
 from recursive_clusters.batch_watch import plan_batches
 from recursive_clusters.growth import latest_storage_id, plan_growth
+from recursive_clusters.io.store import StorageError
 from recursive_clusters.jobs import (
     GROW_TREE_JOB,
     PUBLISH_TREE_JOB,
     SCORE_BATCHES_JOB,
     level_job_name,
 )
-from recursive_clusters.storage import StorageError
 from recursive_clusters.tree_status import report_tree_failure
 
 INSTANCE_TEMPLATE = "dagster_instance.yaml"

@@ -7,11 +7,12 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from recursive_clusters.core.data import FeaturePreprocessor, InputError, load_table
+from recursive_clusters.core.data import FeaturePreprocessor, InputError
 from recursive_clusters.core.paths import ROOT
 from recursive_clusters.core.settings import InputSettings, Settings, parse_settings
-from recursive_clusters.model_files import predict_paths
-from recursive_clusters.storage import TreeStore
+from recursive_clusters.io.models import predict_paths
+from recursive_clusters.io.store import TreeStore
+from recursive_clusters.io.tables import load_table
 
 
 def _tree_settings(store: TreeStore, generation: str) -> Settings:

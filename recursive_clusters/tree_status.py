@@ -26,8 +26,8 @@ from dagster import (
 from recursive_clusters.assets.common import GENERATION_TAG
 from recursive_clusters.assets.tree import TREE_ASSET, TREE_COMPLETE_CHECK
 from recursive_clusters.dagster_internals import WILL_RETRY_TAG, UnresolvedAssetJobDefinition
+from recursive_clusters.io.store import StorageError, TreeStore
 from recursive_clusters.resources import TreeStorage
-from recursive_clusters.storage import StorageError, TreeStore
 
 
 def report_tree_failure(

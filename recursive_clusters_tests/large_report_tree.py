@@ -15,7 +15,7 @@ import pandas as pd
 
 from recursive_clusters.core.plots import embedding_scatter, shap_beeswarm
 from recursive_clusters.core.settings import parse_settings
-from recursive_clusters.storage import EMBEDDING_PNG, TreeStore, shap_png
+from recursive_clusters.io.store import EMBEDDING_PNG, TreeStore, shap_png
 
 GENERATION = "feedfacecafebeef"
 FANOUT = 5

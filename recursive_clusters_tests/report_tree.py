@@ -15,7 +15,7 @@ from recursive_clusters.core.paths import NodePath
 from recursive_clusters.core.plots import embedding_scatter, shap_beeswarm
 from recursive_clusters.core.recursive import RecursiveClusterer
 from recursive_clusters.core.settings import parse_settings
-from recursive_clusters.storage import EMBEDDING_PNG, TreeStore, shap_png
+from recursive_clusters.io.store import EMBEDDING_PNG, TreeStore, shap_png
 
 GENERATION = "0123456789abcdef"
 EVIL_COLUMN = "<img src=x onerror=alert(1)>"

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from plotly.offline import get_plotlyjs
 
+from recursive_clusters.io.store import TreeStore
 from recursive_clusters.report import REPORT_NAME, leaf_summary, render_report, write_report
-from recursive_clusters.storage import TreeStore
 from recursive_clusters_tests.report_tree import (
     EVIL_COLUMN,
     EVIL_FEATURE,

@@ -13,10 +13,10 @@ from dagster import (
     asset,
 )
 
-from recursive_clusters.core.batches import load_batch
 from recursive_clusters.core.data import InputError
 from recursive_clusters.core.drift import measure_drift
 from recursive_clusters.core.settings import parse_settings
+from recursive_clusters.io.batches import load_batch
 from recursive_clusters.resources import TreeStorage
 from recursive_clusters.scoring import route, tree_features
 

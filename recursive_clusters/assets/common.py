@@ -26,8 +26,8 @@ from recursive_clusters.core.data import FeaturePreprocessor
 from recursive_clusters.core.parallelism import THREADS_ENV, available_cores, count_from_env
 from recursive_clusters.core.paths import ROOT, NodePath
 from recursive_clusters.core.settings import Settings
+from recursive_clusters.io.store import TreeStore
 from recursive_clusters.resources import TreeStorage
-from recursive_clusters.storage import TreeStore
 
 # ``backfill_policy`` (one run per batch of siblings) is a deliberate choice: its beta warning,
 # repeated for every level asset, would bury the console's progress lines.

@@ -28,9 +28,9 @@ from recursive_clusters.core.explain import explain_with_shap, train_classifiers
 from recursive_clusters.core.paths import NodePath
 from recursive_clusters.core.plots import mean_images, shap_beeswarm, shap_pixel_map
 from recursive_clusters.core.settings import Settings
-from recursive_clusters.model_files import load_node_models, save_node_models
+from recursive_clusters.io.models import load_node_models, save_node_models
+from recursive_clusters.io.store import MEAN_IMAGES_PNG, TreeStore, shap_pixels_png, shap_png
 from recursive_clusters.resources import TreeStorage
-from recursive_clusters.storage import MEAN_IMAGES_PNG, TreeStore, shap_pixels_png, shap_png
 
 
 def classifiers_key(level: int) -> AssetKey:

@@ -32,8 +32,8 @@ from recursive_clusters.core.parallelism import limited_threads
 from recursive_clusters.core.paths import NodePath
 from recursive_clusters.core.plots import embedding_scatter
 from recursive_clusters.core.recursive import finish_node, require_enough_rows
+from recursive_clusters.io.store import EMBEDDING_PNG, TreeStore
 from recursive_clusters.resources import TreeStorage
-from recursive_clusters.storage import EMBEDDING_PNG, TreeStore
 
 
 def embedding_key(level: int) -> AssetKey:

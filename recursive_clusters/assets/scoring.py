@@ -4,9 +4,9 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from pydantic import Field
 
 from recursive_clusters.core.settings import InputSettings
+from recursive_clusters.io.store import output_file, write_parquet
 from recursive_clusters.resources import TreeStorage
 from recursive_clusters.scoring import score_file
-from recursive_clusters.storage import output_file, write_parquet
 
 
 class ScoringConfig(Config):

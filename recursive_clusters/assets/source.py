@@ -9,15 +9,10 @@ import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from recursive_clusters.assets.common import DRIVER_TAG, GENERATION_TAG, TRIGGER_TAG, open_tree
-from recursive_clusters.core.batches import with_batches
-from recursive_clusters.core.data import (
-    InputError,
-    PreparedData,
-    fingerprint_frame,
-    load_table,
-    prepare,
-)
+from recursive_clusters.core.data import InputError, PreparedData, fingerprint_frame, prepare
 from recursive_clusters.core.settings import InputSettings
+from recursive_clusters.io.batches import with_batches
+from recursive_clusters.io.tables import load_table
 from recursive_clusters.resources import TreeStorage
 
 

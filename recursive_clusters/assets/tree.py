@@ -23,10 +23,10 @@ from recursive_clusters.core.paths import ROOT, is_noise_leaf
 from recursive_clusters.core.settings import Settings
 from recursive_clusters.core.tree import NodeOutcome, assign_leaves, pending_nodes
 from recursive_clusters.core.tree_checks import CheckOutcome, blocking_failures, tree_checks
+from recursive_clusters.io.store import TreeStore
 from recursive_clusters.names import leaf_names, name_tree
 from recursive_clusters.resources import TreeStorage
 from recursive_clusters.scoring import predict_agreement, route_training_rows
-from recursive_clusters.storage import TreeStore
 
 TREE_ASSET = AssetKey("cluster_tree")
 # Passes when a tree is published; the failure sensor fails it, naming the tree, the node and

@@ -69,6 +69,7 @@ class NodeResult:
             "split_accepted": self.decision.accepted,
             "reason": self.decision.reason,
             "zoom_into": [str(self.path.child(k)) for k in self.decision.zoom_into],
+            "child_outcomes": {str(k): v for k, v in self.decision.child_outcomes.items()},
             "acceptance": dict(self.evidence.scores) if self.evidence else {},
             "child_stability": (
                 {str(k): v for k, v in self.evidence.child_stability.items()}

@@ -11,7 +11,7 @@ import pandas as pd
 
 from recursive_clusters.core.clustering import NOISE, NodeClustering
 from recursive_clusters.core.paths import NOISE_NAME, ROOT, NodePath
-from recursive_clusters.core.settings import Settings
+from recursive_clusters.core.settings import RecursionSettings, Settings
 
 if TYPE_CHECKING:
     from recursive_clusters.core.acceptance import SplitEvidence
@@ -24,6 +24,7 @@ class SplitDecision:
     accepted: bool
     reason: str
     zoom_into: tuple[int, ...] = field(default_factory=tuple)
+    child_outcomes: dict[int, str] = field(default_factory=dict)  # why each child zooms or not
 
 
 def decide_split(
@@ -48,15 +49,30 @@ def decide_split(
         return SplitDecision(False, evidence.reason)
     why = f"; {evidence.reason}" if evidence is not None else ""
     recursion = settings.recursion
-    if level >= recursion.max_depth:
-        return SplitDecision(True, f"split into {clustering.n_children}; depth limit reached{why}")
-    zoom_into = tuple(
-        k
+    outcomes = {
+        k: _child_outcome(size, n_rows, level, recursion)
         for k, size in clustering.child_sizes().items()
-        if size >= recursion.min_node_size and size >= recursion.min_child_fraction * n_rows
-    )
-    reason = f"split into {clustering.n_children}; zooming into {len(zoom_into)}{why}"
-    return SplitDecision(True, reason, zoom_into)
+    }
+    zoom_into = tuple(k for k, outcome in outcomes.items() if outcome == ZOOMED_INTO)
+    if level >= recursion.max_depth:
+        reason = f"split into {clustering.n_children}; depth limit reached{why}"
+    else:
+        reason = f"split into {clustering.n_children}; zooming into {len(zoom_into)}{why}"
+    return SplitDecision(True, reason, zoom_into, outcomes)
+
+
+ZOOMED_INTO = "zoomed into"
+
+
+def _child_outcome(size: int, n_rows: int, level: int, recursion: RecursionSettings) -> str:
+    """Whether a child of an accepted split is clustered in turn, or why it stays a leaf."""
+    if level >= recursion.max_depth:
+        return f"leaf: depth limit ({recursion.max_depth}) reached"
+    if size < recursion.min_node_size:
+        return f"leaf: fewer than min_node_size={recursion.min_node_size} rows"
+    if size < recursion.min_child_fraction * n_rows:
+        return f"leaf: under min_child_fraction={recursion.min_child_fraction:g} of its parent"
+    return ZOOMED_INTO
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,13 @@ from plotly.offline import get_plotlyjs
 from recursive_clusters.core.atomic import atomic_path
 from recursive_clusters.core.paths import ROOT, NodePath, leaf_sort_key
 from recursive_clusters.core.profiles import profile_rows
+from recursive_clusters.io.store import (
+    EMBEDDING_PNG,
+    MEAN_IMAGES_PNG,
+    TreeStore,
+    shap_pixels_png,
+    shap_png,
+)
 from recursive_clusters.names import user_names
 from recursive_clusters.report.maps import (
     MAX_MAP_POINTS,
@@ -40,13 +47,6 @@ from recursive_clusters.report.model import (
     load_tree,
     node_table,
     stability,
-)
-from recursive_clusters.storage import (
-    EMBEDDING_PNG,
-    MEAN_IMAGES_PNG,
-    TreeStore,
-    shap_pixels_png,
-    shap_png,
 )
 
 REPORT_NAME = "report.html"

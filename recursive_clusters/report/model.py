@@ -15,7 +15,8 @@ from recursive_clusters.core.data import FeaturePreprocessor
 from recursive_clusters.core.paths import ROOT, NodePath, leaf_sort_key
 from recursive_clusters.core.profiles import ProfileColumn
 from recursive_clusters.core.settings import Settings, parse_settings
-from recursive_clusters.storage import TreeStore
+from recursive_clusters.core.tree import ZOOMED_INTO
+from recursive_clusters.io.store import TreeStore
 
 
 def leaf_summary(assignments: pd.DataFrame) -> pd.DataFrame:
@@ -71,19 +72,15 @@ class Tree:
         return [e for e in self.entries if e.parent == entry.path]
 
 
-def child_outcome(child: str, size: int, parent: dict, settings: Settings) -> str:
-    """Why a child with no record of its own stayed a leaf."""
-    recursion = settings.recursion
-    if child in parent.get("zoom_into", []):
-        return "zoomed into, not clustered yet"
-    if parent["level"] >= recursion.max_depth:
-        return f"leaf: depth limit ({recursion.max_depth}) reached"
-    if size < recursion.min_node_size:
-        return f"leaf: fewer than min_node_size={recursion.min_node_size} rows"
-    return f"leaf: under min_child_fraction={recursion.min_child_fraction:g} of its parent"
+def _unclustered_outcome(path: NodePath, parent: dict | None) -> str:
+    """Why a node has no record of its own: recorded by its parent when the split was decided."""
+    if parent is None:
+        return "not clustered"
+    outcome = parent.get("child_outcomes", {}).get(str(path.index), "leaf")
+    return f"{outcome}, not clustered yet" if outcome == ZOOMED_INTO else outcome
 
 
-def walk(records: dict[str, dict], settings: Settings) -> list[Entry]:
+def walk(records: dict[str, dict]) -> list[Entry]:
     """The tree depth first: each node, then its children in order, then its noise."""
     entries: list[Entry] = []
 
@@ -96,7 +93,7 @@ def walk(records: dict[str, dict], settings: Settings) -> list[Entry]:
             by_child = parent.get("noise_assigned_by_child") or {}
             received = int(by_child.get(str(path.index), 0))
         if record is None:
-            outcome = child_outcome(path, rows, parent, settings) if parent else "not clustered"
+            outcome = _unclustered_outcome(path, parent)
             entries.append(
                 Entry(path, path.depth, rows, parent_rows, "leaf", outcome, None, received, **place)
             )
@@ -143,7 +140,7 @@ def load_tree(store: TreeStore, generation: str) -> Tree:
         manifest=manifest,
         settings=settings,
         records=records,
-        entries=walk(records, settings),
+        entries=walk(records),
         ids=ids,
         assignments=store.read_table(generation, "assignments"),
         profile=[ProfileColumn.of(str(c), profile[c]) for c in profile.columns]

@@ -9,15 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recursive_clusters.core.data import (
-    FeaturePreprocessor,
-    InputError,
-    fingerprint_frame,
-    load_demo_digits,
-    load_table,
-    prepare,
-)
+from recursive_clusters.core.data import FeaturePreprocessor, InputError, fingerprint_frame, prepare
 from recursive_clusters.core.settings import InputSettings, Settings
+from recursive_clusters.io.tables import load_demo_digits, load_table
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from recursive_clusters.core.explain import (
     train_classifiers,
 )
 from recursive_clusters.core.settings import ExplanationSettings
-from recursive_clusters.model_files import load_node_models, load_router, save_node_models
+from recursive_clusters.io.models import load_node_models, load_router, save_node_models
 
 SETTINGS = ExplanationSettings(shap_sample_per_child=40, top_k=3)
 

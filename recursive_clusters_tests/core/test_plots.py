@@ -13,7 +13,7 @@ from recursive_clusters.core.plots import (
     shap_beeswarm,
     shap_pixel_map,
 )
-from recursive_clusters.storage import EMBEDDING_PNG, TreeStore, shap_png
+from recursive_clusters.io.store import EMBEDDING_PNG, TreeStore, shap_png
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 IMAGE_SHAPE = (4, 5)

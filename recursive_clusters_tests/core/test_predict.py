@@ -12,7 +12,7 @@ from sklearn.datasets import make_blobs
 from recursive_clusters.core.explain import train_classifiers
 from recursive_clusters.core.predict import PredictionError
 from recursive_clusters.core.settings import ExplanationSettings
-from recursive_clusters.model_files import predict_paths, save_node_models
+from recursive_clusters.io.models import predict_paths, save_node_models
 
 COLUMNS = [f"f{i}" for i in range(20)]
 SETTINGS = ExplanationSettings(shap_sample_per_child=20)

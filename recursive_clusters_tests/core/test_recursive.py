@@ -105,8 +105,16 @@ def test_min_child_fraction_also_limits_zooming():
     settings = parse_settings(
         {"recursion": {"max_depth": 3, "min_node_size": 10, "min_child_fraction": 0.3}}
     )
-    decision = decide_split(_clustering([700, 200, 100]), 1, settings)
+    decision = decide_split(_clustering([700, 200, 100, 5]), 1, settings)
     assert decision.zoom_into == (0,)
+    assert decision.child_outcomes == {  # why each child zooms or not, recorded once, here
+        0: "zoomed into",
+        1: "leaf: under min_child_fraction=0.3 of its parent",
+        2: "leaf: under min_child_fraction=0.3 of its parent",
+        3: "leaf: fewer than min_node_size=10 rows",
+    }
+    deepest = decide_split(_clustering([700, 200]), 3, settings)
+    assert set(deepest.child_outcomes.values()) == {"leaf: depth limit (3) reached"}
 
 
 def test_leaves_noise_and_levels_are_assigned():

@@ -37,7 +37,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from recursive_clusters.core.data import load_demo_digits
+from recursive_clusters.io.tables import load_demo_digits
 
 try:
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from recursive_clusters.assets.common import read_features
-from recursive_clusters.storage import StorageError, TreeStore
+from recursive_clusters.io.store import StorageError, TreeStore
 
 GENERATION = "0123456789abcdef"
 

@@ -7,7 +7,7 @@ import yaml
 
 from recursive_clusters.cli import main
 from recursive_clusters.core.paths import NodePath, PathError
-from recursive_clusters.storage import StorageError, TreeStore, validate_generation
+from recursive_clusters.io.store import StorageError, TreeStore, validate_generation
 from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
 
 
@@ -126,7 +126,7 @@ def test_written_files_are_readable_by_others_on_a_shared_volume(tmp_path):
     import stat
 
     from recursive_clusters.core.atomic import atomic_path
-    from recursive_clusters.storage import write_json
+    from recursive_clusters.io.store import write_json
 
     previous = os.umask(0o022)
     try:

@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from recursive_clusters.cli import main
-from recursive_clusters.core.data import InputError, load_table, prepare
+from recursive_clusters.core.data import InputError, prepare
 from recursive_clusters.core.settings import InputSettings
-from recursive_clusters.storage import TreeStore
+from recursive_clusters.io.store import TreeStore
+from recursive_clusters.io.tables import load_table
 from recursive_clusters_tests.conftest import planted_table
 
 

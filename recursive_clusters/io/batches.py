@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from recursive_clusters.core.data import InputError, load_table, query_duckdb_table, sql_identifier
+from recursive_clusters.core.data import InputError
 from recursive_clusters.core.settings import BatchSettings, InputSettings
+from recursive_clusters.io.tables import load_table, query_duckdb_table, sql_identifier
 
 BATCH_SUFFIXES = (".parquet", ".csv")
 

@@ -39,6 +39,7 @@ import pandas as pd
 from recursive_clusters.core.atomic import atomic_path
 from recursive_clusters.core.drift import DriftBaseline
 from recursive_clusters.core.paths import NodePath
+from recursive_clusters.io.tables import sql_string
 
 _GENERATION_PATTERN = re.compile(r"^[0-9a-f]{8,40}$")
 
@@ -107,11 +108,6 @@ def read_json(source: Path) -> dict:
     if not source.is_file():
         raise StorageError(f"Missing file: {source}")
     return json.loads(source.read_text())
-
-
-def _sql_string(value: str) -> str:
-    """A SQL string literal (only ever used for paths this module built itself)."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 class TreeStore:
@@ -222,7 +218,7 @@ class TreeStore:
         """The batch's scores, then the ``scored_rows`` view over every scored batch."""
         target = self.scored_batch_path(batch)
         write_parquet(target, scores)
-        pattern = _sql_string(str(target.parent / "*.parquet"))
+        pattern = sql_string(str(target.parent / "*.parquet"))
         self._with_catalog(
             lambda connection: connection.execute(
                 'CREATE OR REPLACE VIEW "scored_rows" AS SELECT * FROM read_parquet('
@@ -357,18 +353,18 @@ class TreeStore:
         table = f"assignments_{generation}"
         connection.execute(
             f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM read_parquet('
-            f"{_sql_string(str(tree / 'assignments.parquet'))})"
+            f"{sql_string(str(tree / 'assignments.parquet'))})"
         )
-        features = _sql_string(str(tree / "features.parquet"))
+        features = sql_string(str(tree / "features.parquet"))
         views = {
             "assignments": f'SELECT * FROM "{table}"',
             "features": f"SELECT * FROM read_parquet({features})",
             "node_embeddings": "SELECT * FROM read_parquet("
-            f"{_sql_string(str(tree / 'nodes' / '*' / 'embedding.parquet'))}, filename = true)",
+            f"{sql_string(str(tree / 'nodes' / '*' / 'embedding.parquet'))}, filename = true)",
             "node_labels": "SELECT * FROM read_parquet("
-            f"{_sql_string(str(tree / 'nodes' / '*' / 'labels.parquet'))}, filename = true)",
+            f"{sql_string(str(tree / 'nodes' / '*' / 'labels.parquet'))}, filename = true)",
             "tree_nodes": "SELECT * FROM read_json_auto("
-            f"{_sql_string(str(tree / 'nodes' / '*' / 'node.json'))})",
+            f"{sql_string(str(tree / 'nodes' / '*' / 'node.json'))})",
         }
         for name, query in views.items():
             connection.execute(f'CREATE OR REPLACE VIEW "{name}" AS {query}')

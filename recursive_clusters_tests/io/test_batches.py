@@ -4,7 +4,6 @@ import duckdb
 import pandas as pd
 import pytest
 
-from recursive_clusters.core.batches import list_batches, load_batch, with_batches
 from recursive_clusters.core.data import InputError
 from recursive_clusters.core.settings import (
     BatchSettings,
@@ -12,6 +11,7 @@ from recursive_clusters.core.settings import (
     SettingsError,
     parse_settings,
 )
+from recursive_clusters.io.batches import list_batches, load_batch, with_batches
 
 ROWS = pd.DataFrame({"id": ["a", "b"], "x": [1.0, 2.0], "segment": ["s1", "s2"]})
 
