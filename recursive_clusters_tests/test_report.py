@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import re
 
@@ -183,3 +184,26 @@ def test_report_asset_materializes(tree):
     assert metadata["nodes"].value == len(store.node_records(GENERATION))
     assert metadata["report"].value.endswith(REPORT_NAME)
     assert "root.noise" in metadata["summary"].value or "root.0" in metadata["summary"].value
+
+
+def test_image_data_shows_each_clusters_mean_image_beside_its_name(tree, tmp_path):
+    """For images, a cluster's mean image is its most readable name: a thumbnail per node
+    and leaf of the tree table (none for noise groups), one pixel per image pixel."""
+    import shutil
+
+    from PIL import Image
+
+    store, assignments = tree
+    copy = TreeStore(tmp_path / "store")
+    shutil.copytree(store.base_dir, copy.base_dir)
+    manifest = copy.manifest(GENERATION)
+    manifest["settings"]["input"]["image_shape"] = [2, 3]  # the 6 features as a 2x3 image
+    (copy.tree_dir(GENERATION) / "manifest.json").write_text(json.dumps(manifest))
+    copy.write_table(GENERATION, "pixels", copy.read_table(GENERATION, "features"))
+    report = render_report(copy, GENERATION)
+    thumbnails = dict(re.findall(r'alt="mean image of ([^"]+)" src="([^"]+)"', report))
+    expected = {p for p in tree_rows(report) if not p.endswith(".noise")}
+    assert set(thumbnails) == expected and "root" in thumbnails
+    png = base64.b64decode(thumbnails["root"].removeprefix("data:image/png;base64,"))
+    assert Image.open(io.BytesIO(png)).size == (3, 2)
+    assert 'class="thumb"' not in render_report(store, GENERATION)  # tabular: no thumbnails

@@ -34,6 +34,7 @@ from recursive_clusters.io.store import (
 from recursive_clusters.names import user_names
 from recursive_clusters.report.maps import (
     MAX_MAP_POINTS,
+    mean_image_uri,
     node_map,
     overview_map,
     overview_png,
@@ -181,8 +182,26 @@ def _origin(store: TreeStore, tree: Tree) -> dict:
     }
 
 
+def _thumbnails(tree: Tree) -> dict[str, str]:
+    """Each node's and leaf's mean image, for image data (noise groups have none)."""
+    if tree.pixels is None:
+        return {}
+    pixels = tree.pixels.to_numpy(dtype=np.float32)
+    image_shape = tuple(tree.settings.input.image_shape)
+    leaf = tree.leaf.to_numpy(dtype=str)
+    thumbnails = {}
+    for entry in tree.entries:
+        if entry.kind == "noise":
+            continue
+        inside = (leaf == entry.path) | np.char.startswith(leaf, f"{entry.path}.")
+        if inside.any():
+            thumbnails[entry.path] = mean_image_uri(pixels[inside], image_shape)
+    return thumbnails
+
+
 def _tree_rows(tree: Tree, names: dict[str, str]) -> list[dict]:
     rows = []
+    thumbnails = _thumbnails(tree)
     for entry in tree.entries:
         parent_record = tree.records.get(entry.parent) if entry.parent else None
         value, band = (None, None)
@@ -192,6 +211,7 @@ def _tree_rows(tree: Tree, names: dict[str, str]) -> list[dict]:
             {
                 "entry": entry,
                 "name": names.get(entry.path, ""),
+                "thumbnail": thumbnails.get(entry.path),
                 "target": f"node-{entry.path}" if entry.record else f"card-{entry.path}",
                 "noise_share": entry.record["noise_fraction"] if entry.record else None,
                 "stability": value,

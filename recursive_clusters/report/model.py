@@ -59,6 +59,7 @@ class Tree:
     profile: list[ProfileColumn]
     n_features: int
     standardized: bool
+    pixels: pd.DataFrame | None = None  # image data only: the pixel columns, in row order
 
     @property
     def n_rows(self) -> int:
@@ -149,6 +150,7 @@ def load_tree(store: TreeStore, generation: str) -> Tree:
         n_features=features.shape[1],
         standardized=preprocessor.is_file()
         and FeaturePreprocessor.from_json(preprocessor.read_text()).means is not None,
+        pixels=store.read_table(generation, "pixels") if settings.input.image_shape else None,
     )
 
 

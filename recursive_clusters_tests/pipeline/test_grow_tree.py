@@ -38,7 +38,7 @@ def test_every_node_is_a_partition_and_every_row_is_assigned(
     assert assignments["user_id"].is_unique
     assert list(assignments.columns) == [
         *("user_id", "leaf_path", "is_noise", "level_1", "level_2"),
-        *("confidence", "noise_assigned"),
+        *("confidence", "noise_assigned", "leaf_name"),
     ]
     assert assignments["confidence"].between(0, 1).all()
     assert (assignments.loc[assignments["is_noise"], "confidence"] == 0).all()

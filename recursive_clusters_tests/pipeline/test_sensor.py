@@ -203,7 +203,8 @@ def test_reclustering_by_the_cli_prunes_partitions_of_the_old_tree(
     previous = manifest["previous_generation"]
     assert len(store.read_table(previous, "assignments")) == 660  # still queryable
     report = (store.tree_dir(current) / "report.html").read_text()
-    assert "Compared with the previous tree" in report and previous in report
+    assert "compared with the previous one" in report
+    assert f"Previous tree <code>{previous}" in report
 
 
 def test_a_deployment_can_ask_for_one_run_per_node(monkeypatch):
