@@ -59,14 +59,14 @@ def _code_location(settings):
 
 def _published(store, generation: str) -> dict:
     """The tree's manifest; an error naming why when it was not published."""
-    from recursive_clusters.io.store import StorageError
+    from recursive_clusters.io.store import REPORT_HTML, StorageError
 
     manifest = store.manifest(generation)
     if manifest.get("status") != "complete":
         raise StorageError(
             f"Tree {generation} was not published: {manifest.get('failure', 'unknown')}; the "
             f"current tree stays {store.current() or 'none'} "
-            f"(report of the new tree: {store.tree_dir(generation) / 'report.html'})"
+            f"(report of the new tree: {store.tree_dir(generation) / REPORT_HTML})"
         )
     return manifest
 
@@ -87,12 +87,14 @@ def _run_tree(args: argparse.Namespace) -> int:
 
 
 def _print_tree(store, generation: str, settings_file: Path, home: Path) -> None:
+    from recursive_clusters.io.store import FEATURES_REPORT_JSON, REPORT_HTML
+
     manifest = _published(store, generation)
     print(
         f"\nTree {generation}: {manifest.get('n_nodes')} clustered nodes, "
         f"{manifest.get('n_leaves')} leaves, noise groups: {manifest.get('n_noise_groups', 0)}, "
         f"{manifest.get('noise_fraction', 0):.1%} noise.\n"
-        f"  report:      {store.tree_dir(generation) / 'report.html'}\n"
+        f"  report:      {store.tree_dir(generation) / REPORT_HTML}\n"
         f"  assignments: {store.table_path(generation, 'assignments')}\n"
         f"  tree files:  {store.tree_dir(generation)}\n"
         f"  DuckDB:      {store.catalog_path}  (e.g. SELECT leaf_path, count(*) FROM "
@@ -101,7 +103,7 @@ def _print_tree(store, generation: str, settings_file: Path, home: Path) -> None
         f"               (or: DAGSTER_HOME={home} RECURSIVE_CLUSTERS_CONFIG={settings_file} "
         "dagster dev -w workspace.yaml)"
     )
-    prepared = json.loads(store.read_text(generation, "features_report.json"))
+    prepared = json.loads(store.read_text(generation, FEATURES_REPORT_JSON))
     for line in feature_lines(prepared):
         print(line)
     root = store.node_record(generation, "root") or {}
@@ -114,6 +116,7 @@ def _demo_drift(args: argparse.Namespace) -> int:
     from recursive_clusters.assets.common import TRIGGER_TAG
     from recursive_clusters.core.settings import parse_settings
     from recursive_clusters.demo import HELD_OUT_DIGIT, write_demo_batches, write_drift_demo
+    from recursive_clusters.io.store import COMPARISON_JSON
     from recursive_clusters.resources import TreeStorage
     from recursive_clusters.runner import (
         ensure_dagster_home,
@@ -148,7 +151,7 @@ def _demo_drift(args: argparse.Namespace) -> int:
     _print_tree(store, second, settings_file, home)
     assignments = store.read_table(second, "assignments").set_index("digit_id")
     leaves = assignments.loc[new_ids, "leaf_path"].value_counts()
-    comparison = json.loads(store.read_text(second, "comparison.json"))
+    comparison = json.loads(store.read_text(second, COMPARISON_JSON))
     print(
         f"The {len(new_ids)} {HELD_OUT_DIGIT}s of the drifting batch: {leaves.iloc[0]} in leaf "
         f"{leaves.index[0]}, which holds "

@@ -20,7 +20,7 @@ import yaml
 from recursive_clusters.core.naming import OVERRIDE, carried_overrides, named, tree_names
 from recursive_clusters.core.profiles import ProfileColumn
 from recursive_clusters.core.settings import SettingsError
-from recursive_clusters.io.store import StorageError, TreeStore
+from recursive_clusters.io.store import COMPARISON_JSON, NAMES_JSON, StorageError, TreeStore
 
 NAMES_FILE = "names.yaml"
 
@@ -59,8 +59,8 @@ def name_tree(store: TreeStore, generation: str, previous: str | None) -> dict[s
     carried: dict[str, str] = {}
     if previous is not None:
         try:
-            before = json.loads(store.read_text(previous, "names.json"))
-            changes = json.loads(store.read_text(generation, "comparison.json"))["changes"]
+            before = json.loads(store.read_text(previous, NAMES_JSON))
+            changes = json.loads(store.read_text(generation, COMPARISON_JSON))["changes"]
         except StorageError:
             before, changes = {}, []
         chosen = {
@@ -69,7 +69,7 @@ def name_tree(store: TreeStore, generation: str, previous: str | None) -> dict[s
         }  # names.yaml may name the previous tree
         carried = carried_overrides({**before, **chosen}, changes)
     names = named(auto, {**carried, **user_names(store, generation)})
-    store.write_text(generation, "names.json", json.dumps(names, indent=2, sort_keys=True))
+    store.write_text(generation, NAMES_JSON, json.dumps(names, indent=2, sort_keys=True))
     return names
 
 

@@ -11,7 +11,7 @@ from recursive_clusters.core.data import FeaturePreprocessor, InputError
 from recursive_clusters.core.paths import ROOT
 from recursive_clusters.core.settings import InputSettings, Settings, parse_settings
 from recursive_clusters.io.models import predict_paths
-from recursive_clusters.io.store import TreeStore
+from recursive_clusters.io.store import PREPROCESSOR_JSON, TreeStore
 from recursive_clusters.io.tables import load_table
 
 
@@ -28,7 +28,7 @@ def tree_features(
     new rows get the tree's own imputation and no scaling. Rows the tree's non-finite policy
     drops are left out (``kept`` says which).
     """
-    preprocessor = FeaturePreprocessor.from_json(store.read_text(generation, "preprocessor.json"))
+    preprocessor = FeaturePreprocessor.from_json(store.read_text(generation, PREPROCESSOR_JSON))
     unscaled = dataclasses.replace(preprocessor, means=None, scales=None)
     matrix, kept = unscaled.transform(raw)
     return pd.DataFrame(matrix, columns=list(unscaled.feature_columns)), kept

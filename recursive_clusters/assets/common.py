@@ -26,7 +26,7 @@ from recursive_clusters.core.data import FeaturePreprocessor
 from recursive_clusters.core.parallelism import THREADS_ENV, available_cores, count_from_env
 from recursive_clusters.core.paths import ROOT, NodePath
 from recursive_clusters.core.settings import Settings
-from recursive_clusters.io.store import TreeStore
+from recursive_clusters.io.store import PREPROCESSOR_JSON, TreeStore
 from recursive_clusters.resources import TreeStorage
 
 # ``backfill_policy`` (one run per batch of siblings) is a deliberate choice: its beta warning,
@@ -132,7 +132,7 @@ def _read_parquet_once(path: str, modified_ns: int, size: int) -> pd.DataFrame:
 def load_matrix(store: TreeStore, generation: str) -> np.ndarray:
     """The prepared feature matrix (imputed/standardised as configured) of a tree."""
     features = read_features(store, generation)
-    preprocessor = FeaturePreprocessor.from_json(store.read_text(generation, "preprocessor.json"))
+    preprocessor = FeaturePreprocessor.from_json(store.read_text(generation, PREPROCESSOR_JSON))
     matrix, _ = preprocessor.transform(features)
     return matrix
 

@@ -4,7 +4,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from pydantic import Field
 
 from recursive_clusters.core.settings import InputSettings
-from recursive_clusters.io.store import output_file, write_parquet
+from recursive_clusters.io.store import SCORED_TABLE_PARQUET, output_file, write_parquet
 from recursive_clusters.resources import TreeStorage
 from recursive_clusters.scoring import score_file
 
@@ -30,7 +30,7 @@ def scored_table(
     store = tree_storage.store()
     generation = store.require_current()
     target = output_file(
-        config.output or store.tree_dir(generation) / "scored_table.parquet",
+        config.output or store.tree_dir(generation) / SCORED_TABLE_PARQUET,
         "output",
         inputs=[config.path],
     )

@@ -12,6 +12,7 @@ from recursive_clusters.assets.common import DRIVER_TAG, GENERATION_TAG, TRIGGER
 from recursive_clusters.core.data import InputError, PreparedData, fingerprint_frame, prepare
 from recursive_clusters.core.settings import InputSettings
 from recursive_clusters.io.batches import with_batches
+from recursive_clusters.io.store import FEATURES_REPORT_JSON, PREPROCESSOR_JSON
 from recursive_clusters.io.tables import load_table
 from recursive_clusters.resources import TreeStorage
 
@@ -112,8 +113,8 @@ def features(context: AssetExecutionContext, tree_storage: TreeStorage) -> Mater
         store.write_table(generation, "pixels", image_pixels(source, prepared, settings.input))
     store.write_table(generation, "ids", prepared.ids.to_frame())
     store.write_table(generation, "profile", pd.DataFrame(prepared.profile))
-    store.write_text(generation, "preprocessor.json", prepared.preprocessor.to_json())
-    store.write_text(generation, "features_report.json", json.dumps(prepared.report, default=str))
+    store.write_text(generation, PREPROCESSOR_JSON, prepared.preprocessor.to_json())
+    store.write_text(generation, FEATURES_REPORT_JSON, json.dumps(prepared.report, default=str))
     for key, value in prepared.report.items():
         context.log.info(f"{key}: {value}")
     if prepared.report["skipped_columns"]:

@@ -23,7 +23,7 @@ from recursive_clusters.core.paths import ROOT, is_noise_leaf
 from recursive_clusters.core.settings import Settings
 from recursive_clusters.core.tree import NodeOutcome, assign_leaves, pending_nodes
 from recursive_clusters.core.tree_checks import CheckOutcome, blocking_failures, tree_checks
-from recursive_clusters.io.store import TreeStore
+from recursive_clusters.io.store import COMPARISON_JSON, TreeStore
 from recursive_clusters.names import leaf_names, name_tree
 from recursive_clusters.resources import TreeStorage
 from recursive_clusters.scoring import predict_agreement, route_training_rows
@@ -143,7 +143,7 @@ def build_tree_asset(max_depth: int):
                 table.set_index(id_column)["leaf_path"],
             )
             store.write_text(
-                generation, "comparison.json", json.dumps({"previous": previous, **comparison})
+                generation, COMPARISON_JSON, json.dumps({"previous": previous, **comparison})
             )
             summary.update(previous_generation=previous, ari_vs_previous=comparison["ari"])
             changes = pd.DataFrame(comparison["changes"], columns=["previous", "current", "change"])

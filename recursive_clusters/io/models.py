@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import xgboost
 
-from recursive_clusters.core.atomic import atomic_path
 from recursive_clusters.core.explain import ExplanationError, NodeModels, Router
 from recursive_clusters.core.paths import ROOT, NodePath, is_path
 from recursive_clusters.core.predict import PredictionError, route_rows
+from recursive_clusters.io.atomic import atomic_path
 
 
 def _replace_atomically(target: Path, write: Callable[[str], object]) -> None:

@@ -36,9 +36,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from recursive_clusters.core.atomic import atomic_path
 from recursive_clusters.core.drift import DriftBaseline
 from recursive_clusters.core.paths import NodePath
+from recursive_clusters.io.atomic import atomic_path
 from recursive_clusters.io.tables import sql_string
 
 _GENERATION_PATTERN = re.compile(r"^[0-9a-f]{8,40}$")
@@ -47,6 +47,14 @@ _GENERATION_PATTERN = re.compile(r"^[0-9a-f]{8,40}$")
 class StorageError(RuntimeError):
     """A tree, node or file that should exist does not, or the catalog stayed locked."""
 
+
+# Documents of a tree beside its tables (``TreeStore.write_text``/``read_text``/``has_text``).
+PREPROCESSOR_JSON = "preprocessor.json"  # the fitted imputation/scaling, to prepare new rows
+FEATURES_REPORT_JSON = "features_report.json"  # columns used, converted and left out, and why
+COMPARISON_JSON = "comparison.json"  # how the tree maps to the one it replaced
+NAMES_JSON = "names.json"  # each node's and leaf's name and where it came from
+REPORT_HTML = "report.html"
+SCORED_TABLE_PARQUET = "scored_table.parquet"  # the score_table job's default output
 
 # The pictures of a node, by name (``TreeStore.node_png``).
 EMBEDDING_PNG = "embedding"
@@ -187,6 +195,9 @@ class TreeStore:
         with atomic_path(target) as temporary:
             temporary.write_text(text)
         return target
+
+    def has_text(self, generation: str, name: str) -> bool:
+        return (self.tree_dir(generation) / name).is_file()
 
     def read_text(self, generation: str, name: str) -> str:
         source = self.tree_dir(generation) / name

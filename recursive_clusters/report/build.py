@@ -21,12 +21,15 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
-from recursive_clusters.core.atomic import atomic_path
 from recursive_clusters.core.paths import ROOT, NodePath, leaf_sort_key
 from recursive_clusters.core.profiles import profile_rows
+from recursive_clusters.io.atomic import atomic_path
 from recursive_clusters.io.store import (
+    COMPARISON_JSON,
     EMBEDDING_PNG,
     MEAN_IMAGES_PNG,
+    NAMES_JSON,
+    REPORT_HTML,
     TreeStore,
     shap_pixels_png,
     shap_png,
@@ -50,7 +53,7 @@ from recursive_clusters.report.model import (
     stability,
 )
 
-REPORT_NAME = "report.html"
+REPORT_NAME = REPORT_HTML
 
 
 def _script_json(value: object) -> Markup:
@@ -104,8 +107,11 @@ def _static(name: str) -> Markup:
 # -- the view model -----------------------------------------------------------------------
 def _names(store: TreeStore, tree: Tree) -> dict[str, str]:
     """Names as published (``names.json``), under the user's current ``names.yaml``."""
-    source = store.tree_dir(tree.generation) / "names.json"
-    published = json.loads(source.read_text()) if source.is_file() else {}
+    published = (
+        json.loads(store.read_text(tree.generation, NAMES_JSON))
+        if store.has_text(tree.generation, NAMES_JSON)
+        else {}
+    )
     names = {path: entry["name"] for path, entry in published.items()}
     names.update(user_names(store, tree.generation))
     return names
@@ -169,8 +175,11 @@ def _header(tree: Tree) -> dict:
 
 def _origin(store: TreeStore, tree: Tree) -> dict:
     """Why this tree was grown, on which rows, and how it maps to the tree it replaced."""
-    source = store.tree_dir(tree.generation) / "comparison.json"
-    comparison = json.loads(source.read_text()) if source.is_file() else None
+    comparison = (
+        json.loads(store.read_text(tree.generation, COMPARISON_JSON))
+        if store.has_text(tree.generation, COMPARISON_JSON)
+        else None
+    )
     if comparison is not None:
         changes = comparison.get("changes", [])
         comparison["changed"] = [c for c in changes if c["change"] != "kept"]

@@ -16,7 +16,7 @@ from recursive_clusters.core.paths import ROOT, NodePath, leaf_sort_key
 from recursive_clusters.core.profiles import ProfileColumn
 from recursive_clusters.core.settings import Settings, parse_settings
 from recursive_clusters.core.tree import ZOOMED_INTO
-from recursive_clusters.io.store import TreeStore
+from recursive_clusters.io.store import PREPROCESSOR_JSON, TreeStore
 
 
 def leaf_summary(assignments: pd.DataFrame) -> pd.DataFrame:
@@ -135,7 +135,6 @@ def load_tree(store: TreeStore, generation: str) -> Tree:
     ids = store.read_table(generation, "ids").iloc[:, 0]
     profile = store.read_table(generation, "profile")
     features = store.read_table(generation, "features")
-    preprocessor = store.tree_dir(generation) / "preprocessor.json"
     return Tree(
         generation=generation,
         manifest=manifest,
@@ -148,8 +147,9 @@ def load_tree(store: TreeStore, generation: str) -> Tree:
         if len(profile) == len(ids)
         else [],
         n_features=features.shape[1],
-        standardized=preprocessor.is_file()
-        and FeaturePreprocessor.from_json(preprocessor.read_text()).means is not None,
+        standardized=store.has_text(generation, PREPROCESSOR_JSON)
+        and FeaturePreprocessor.from_json(store.read_text(generation, PREPROCESSOR_JSON)).means
+        is not None,
         pixels=store.read_table(generation, "pixels") if settings.input.image_shape else None,
     )
 

@@ -13,7 +13,7 @@ from recursive_clusters.jobs import GROW_TREE_JOB, SCORE_BATCHES_JOB
 from recursive_clusters_tests.conftest import planted_table
 from recursive_clusters_tests.pipeline.ticks import first_tree, grow_until_quiet, setup, tick
 
-QUIET_BATCHES = 8
+QUIET_BATCHES = 20
 
 
 def _data() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

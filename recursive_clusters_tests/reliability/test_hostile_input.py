@@ -125,7 +125,7 @@ def test_written_files_are_readable_by_others_on_a_shared_volume(tmp_path):
     import os
     import stat
 
-    from recursive_clusters.core.atomic import atomic_path
+    from recursive_clusters.io.atomic import atomic_path
     from recursive_clusters.io.store import write_json
 
     previous = os.umask(0o022)
