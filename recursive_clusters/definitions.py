@@ -9,7 +9,7 @@ from recursive_clusters.assets.explanations import build_explanation_assets
 from recursive_clusters.assets.levels import build_level_assets
 from recursive_clusters.assets.report import build_report_asset
 from recursive_clusters.assets.scoring import scored_table
-from recursive_clusters.assets.source import features, source_table
+from recursive_clusters.assets.source import build_source_table, features
 from recursive_clusters.assets.tree import build_tree_asset
 from recursive_clusters.core.settings import Settings, load_settings
 from recursive_clusters.jobs import (
@@ -46,7 +46,7 @@ def build_definitions(settings: Settings, storage: TreeStorage | None = None) ->
     level_jobs = {level: jobs[level_job_name(level)] for level in range(2, max_depth + 1)}
     return Definitions(
         assets=[
-            source_table,
+            build_source_table(max_depth),
             features,
             *(a for assets in levels.values() for a in assets),
             tree,

@@ -6,11 +6,18 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pandas as pd
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from recursive_clusters.assets.common import DRIVER_TAG, GENERATION_TAG, TRIGGER_TAG, open_tree
 from recursive_clusters.core.data import InputError, PreparedData, fingerprint_frame, prepare
-from recursive_clusters.core.settings import InputSettings
+from recursive_clusters.core.settings import InputSettings, Settings
 from recursive_clusters.io.batches import with_batches
 from recursive_clusters.io.store import FEATURES_REPORT_JSON, PREPROCESSOR_JSON
 from recursive_clusters.io.tables import load_table
@@ -54,13 +61,42 @@ def launch_trigger(tags: Mapping[str, str]) -> str:
     return "launched from the Dagster UI"
 
 
-@asset(
-    group_name="input",
-    description="The input table (plus the batches that have arrived, with "
-    "batches.include_in_trees), snapshotted as a new tree generation.",
-)
-def source_table(context: AssetExecutionContext, tree_storage: TreeStorage) -> MaterializeResult:
-    settings = tree_storage.new_tree_settings()
+def _require_loaded_levels(settings: Settings, loaded: int, settings_path: str | None) -> None:
+    """The code location is the one source of how deep a tree can grow: it holds one set of
+    level assets per level. A settings file edited since it was loaded may ask for more; such
+    a tree is refused at once, before anything is computed, saying what to do."""
+    wanted = settings.recursion.max_depth
+    if wanted > loaded:
+        raise Failure(
+            description=f"recursion.max_depth is {wanted} in {settings_path or 'the settings'}, "
+            f"but this code location was loaded with {loaded} levels: reload it (Deployment > "
+            "Reload in the UI, or restart `recursive-clusters ui`), then launch again."
+        )
+
+
+def build_source_table(max_depth: int) -> AssetsDefinition:
+    """The input snapshot asset of a code location that holds ``max_depth`` levels."""
+
+    @asset(
+        name="source_table",
+        group_name="input",
+        description="The input table (plus the batches that have arrived, with "
+        "batches.include_in_trees), snapshotted as a new tree generation.",
+    )
+    def source_table(
+        context: AssetExecutionContext, tree_storage: TreeStorage
+    ) -> MaterializeResult:
+        settings = tree_storage.new_tree_settings()
+        _require_loaded_levels(settings, max_depth, tree_storage.settings_path)
+        return snapshot_input(context, tree_storage, settings)
+
+    return source_table
+
+
+def snapshot_input(
+    context: AssetExecutionContext, tree_storage: TreeStorage, settings: Settings
+) -> MaterializeResult:
+    """Begin a new tree generation with a snapshot of its rows and its settings."""
     raw = load_table(settings.input)
     batches: list[str] = []
     if settings.batches.include_in_trees and settings.batches.path:
@@ -101,7 +137,7 @@ def source_table(context: AssetExecutionContext, tree_storage: TreeStorage) -> M
 
 @asset(
     group_name="input",
-    deps=[source_table],
+    deps=["source_table"],
     description="Validated feature matrix, ids and profile columns of the tree's rows.",
 )
 def features(context: AssetExecutionContext, tree_storage: TreeStorage) -> MaterializeResult:

@@ -16,7 +16,7 @@ from recursive_clusters.cli import main
 from recursive_clusters.core.parallelism import SIBLING_RUNS_ENV, available_cores
 from recursive_clusters.core.paths import NodePath
 from recursive_clusters.growth import chunks
-from recursive_clusters.jobs import PUBLISH_TREE_JOB
+from recursive_clusters.jobs import GROW_TREE_JOB, PUBLISH_TREE_JOB
 from recursive_clusters.resources import TreeStorage
 from recursive_clusters.runner import _apply
 from recursive_clusters.sensors import default_parallel_runs
@@ -214,3 +214,21 @@ def test_a_deployment_can_ask_for_one_run_per_node(monkeypatch):
     monkeypatch.setenv(SIBLING_RUNS_ENV, "1000")
     assert default_parallel_runs() == 1000
     assert chunks(["0", "1", "2"], default_parallel_runs()) == [["0"], ["1"], ["2"]]
+
+
+def test_a_tree_deeper_than_the_loaded_code_location_is_refused_at_launch(dagster_home, tmp_path):
+    """The code location is the one source of how deep trees grow: a settings file edited to a
+    deeper tree after it was loaded is refused at launch, before anything is computed."""
+    defs, storage = setup(dagster_home, tmp_path, planted_table())  # loaded with 2 levels
+    deeper = {**TEST_SETTINGS["recursion"], "max_depth": 3}
+    setup(dagster_home, tmp_path, planted_table(), recursion=deeper)  # the file, edited
+    with DagsterInstance.get() as instance:
+        result = defs.resolve_job_def(GROW_TREE_JOB).execute_in_process(
+            instance=instance, raise_on_error=False
+        )
+    assert not result.success
+    (failure,) = [event for event in result.all_events if event.is_step_failure]
+    message = failure.step_failure_data.user_failure_data.description
+    assert "recursion.max_depth is 3" in message and "loaded with 2 levels" in message
+    assert "reload" in message
+    assert storage.store().latest_started() is None  # no tree was begun
