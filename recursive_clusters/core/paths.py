@@ -115,11 +115,6 @@ def leaf_sort_key(leaf: str) -> tuple[tuple[int, int], ...]:
     return tuple((1, 0) if part == NOISE_NAME else (0, int(part)) for part in leaf.split(".")[1:])
 
 
-def leaf_depth(leaf: str) -> int:
-    """Depth of a leaf path, the noise leaves (``root.3.noise``) included."""
-    return leaf.count(".")
-
-
 def is_noise_leaf(leaf: str) -> bool:
     """Whether a leaf path is a split node's noise (``root.3.noise``)."""
     return leaf.endswith(f".{NOISE_NAME}")
