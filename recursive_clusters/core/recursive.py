@@ -236,6 +236,8 @@ class RecursiveClusterer(ClusterMixin, BaseEstimator):
         self.labels_ = self.assignments_["leaf_path"].to_numpy()
         if self.explain:
             self.models_ = self._train_routers(matrix, settings)
+        elif hasattr(self, "models_"):
+            del self.models_  # routers of an earlier fit do not fit this tree
         return self
 
     def _train_routers(self, matrix: np.ndarray, settings: Settings) -> dict[str, NodeModels]:

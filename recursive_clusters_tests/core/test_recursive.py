@@ -264,7 +264,7 @@ def test_predict_routes_new_rows_by_the_routers_alone(planted):
     assert np.array_equal(model.predict(reordered), predicted)
     routed = model.route(frame.iloc[:5])
     assert {"path", "confidence", "confident", "level_1"} <= set(routed.columns)
-    with pytest.raises(NotFittedError, match="explain=True"):
-        RecursiveClusterer(parse_settings(TEST_SETTINGS), max_depth=1).fit(matrix).predict(matrix)
+    with pytest.raises(NotFittedError, match="explain=True"):  # a refit drops old routers
+        model.set_params(explain=False, max_depth=1).fit(matrix).predict(matrix)
     with pytest.raises(NotFittedError):
         RecursiveClusterer().predict(matrix)
