@@ -105,13 +105,17 @@ def _static(name: str) -> Markup:
 
 
 # -- the view model -----------------------------------------------------------------------
+def _document(store: TreeStore, tree: Tree, name: str) -> dict | None:
+    """A JSON document of the tree; None for one a tree does not have (a first tree has no
+    comparison; a tree grown before names existed has no names)."""
+    if not store.has_text(tree.generation, name):
+        return None
+    return json.loads(store.read_text(tree.generation, name))
+
+
 def _names(store: TreeStore, tree: Tree) -> dict[str, str]:
     """Names as published (``names.json``), under the user's current ``names.yaml``."""
-    published = (
-        json.loads(store.read_text(tree.generation, NAMES_JSON))
-        if store.has_text(tree.generation, NAMES_JSON)
-        else {}
-    )
+    published = _document(store, tree, NAMES_JSON) or {}
     names = {path: entry["name"] for path, entry in published.items()}
     names.update(user_names(store, tree.generation))
     return names
@@ -175,11 +179,7 @@ def _header(tree: Tree) -> dict:
 
 def _origin(store: TreeStore, tree: Tree) -> dict:
     """Why this tree was grown, on which rows, and how it maps to the tree it replaced."""
-    comparison = (
-        json.loads(store.read_text(tree.generation, COMPARISON_JSON))
-        if store.has_text(tree.generation, COMPARISON_JSON)
-        else None
-    )
+    comparison = _document(store, tree, COMPARISON_JSON)
     if comparison is not None:
         changes = comparison.get("changes", [])
         comparison["changed"] = [c for c in changes if c["change"] != "kept"]
