@@ -28,6 +28,16 @@ def planted_table(seed: int = 0, n_top: int = 3, per_sub: int = 110) -> pd.DataF
     return table
 
 
+LONGEST_MODULE = "recursive_clusters_tests/e2e/test_browser.py"  # the UI test: ~4 min
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Collect the longest module first: with two workers it then runs beside the rest of the
+    suite instead of after it (measured on 2 cores: 16.0 min in one process, 13.0 min on two
+    workers with it last, 10.9 min with it first)."""
+    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_MODULE))
+
+
 TEST_SETTINGS = {
     "input": {"id_column": "user_id", "profile_columns": ["segment", "true_leaf"]},
     "clustering": {"min_cluster_size": 0.1, "min_cluster_size_floor": 10},
