@@ -15,8 +15,11 @@ digit's rows held by the leaves it is the majority of, and the reproducibility a
 (mean pairwise ARI of the leaf assignments over ``--seeds`` random states).
 
 Run: .venv/bin/python benchmarks/quality.py [--quick] [--baseline] [--large] [--seeds N]
-[--output PATH] (--baseline adds a run per case with the acceptance test switched off, for
-comparison; --large adds two 10,000-row cases).
+[--only TEXT] [--set KEY=VALUE ...] [--output PATH] (--baseline adds a run per case with the
+acceptance test switched off, for comparison; --large adds two 10,000-row cases; --only keeps
+the cases whose name contains TEXT; --set tries another value of a setting, e.g.
+``--only digits --only MNIST --set acceptance.stability_runs=3``: how every default was
+weighed against its alternatives).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 from sklearn.metrics import adjusted_rand_score
 
 from recursive_clusters.core.acceptance import assess_split
@@ -38,7 +42,7 @@ from recursive_clusters.core.clustering import cluster_embedding
 from recursive_clusters.core.embedding import embed
 from recursive_clusters.core.paths import ROOT, NodePath
 from recursive_clusters.core.recursive import RecursiveClusterer
-from recursive_clusters.core.settings import Settings
+from recursive_clusters.core.settings import Settings, SettingsError, parse_settings
 from recursive_clusters.core.synthetic import (
     gaussian_mixture,
     planted_hierarchy,
@@ -331,6 +335,27 @@ def markdown(records: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def settings_with(assignments: list[str]) -> Settings:
+    """The default settings with ``KEY=VALUE`` assignments laid over them (dotted keys as in
+    the README's table; values read as YAML, so ``30``, ``true`` and ``[1.0, 2.5]`` work)."""
+    raw: dict = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep:
+            raise SystemExit(
+                f"--set {assignment!r}: expected KEY=VALUE, e.g. embedding.n_neighbors=30"
+            )
+        *parents, leaf = key.strip().split(".")
+        node = raw
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = yaml.safe_load(value)
+    try:
+        return parse_settings(raw, source="--set")
+    except SettingsError as error:
+        raise SystemExit(str(error)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer, smaller cases (~3 min)")
@@ -341,16 +366,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seeds", type=int, default=5, help="random states per real-data case for seed ARI"
     )
+    parser.add_argument(
+        "--only", action="append", default=[], help="keep cases whose name contains this"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="change a setting"
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     args = parser.parse_args(argv)
 
-    settings = Settings()
+    settings = settings_with(args.set)
     RecursiveClusterer(settings).fit(structure_free(100, 5, "gaussian", 0))  # numba warm-up
-    chosen = cases(args.quick, args.large)
+    chosen = [
+        case
+        for case in cases(args.quick, args.large)
+        if not args.only or any(text in case.name for text in args.only)
+    ]
     results: dict[str, object] = {
         "python": platform.python_version(),
         "quick": args.quick,
         "large": args.large,
+        "changed_settings": args.set,
         "settings": settings.model_dump(mode="json"),
     }
     records = []
@@ -360,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
             records[-1]["seed_ari"] = seed_agreement(case, settings, args.seeds)
         print(f"done: {case.name} ({records[-1]['seconds']} s)", file=sys.stderr, flush=True)
     results["cases"] = records
-    print("## With the acceptance test (default settings)\n")
+    print(f"## With the acceptance test ({', '.join(args.set) or 'default settings'})\n")
     print(markdown(records))
     print(
         "\nspurious: accepted splits of a structure-free node or of a node >= 90% one planted "
