@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from plotly.offline import get_plotlyjs
 
-from recursive_clusters.io.store import TreeStore
-from recursive_clusters.report import REPORT_NAME, leaf_summary, render_report, write_report
+from recursive_clusters.io.store import REPORT_HTML, TreeStore
+from recursive_clusters.report import leaf_summary, render_report, write_report
 from recursive_clusters_tests.report_tree import (
     EVIL_COLUMN,
     EVIL_FEATURE,
@@ -146,9 +146,9 @@ def test_profile_shows_over_represented_level_and_medians(report):
 def test_write_report_replaces_atomically(tree):
     store, _ = tree
     target = write_report(store, GENERATION)
-    assert target == store.tree_dir(GENERATION) / REPORT_NAME
+    assert target == store.tree_dir(GENERATION) / REPORT_HTML
     assert target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
-    assert not list(target.parent.glob(f".{REPORT_NAME}.*"))
+    assert not list(target.parent.glob(f".{REPORT_HTML}.*"))
 
 
 def test_leaf_summary_orders_paths_naturally():
@@ -182,7 +182,7 @@ def test_report_asset_materializes(tree):
     metadata = result.asset_materializations_for_node("tree_report")[0].metadata
     assert metadata["generation"].value == GENERATION
     assert metadata["nodes"].value == len(store.node_records(GENERATION))
-    assert metadata["report"].value.endswith(REPORT_NAME)
+    assert metadata["report"].value.endswith(REPORT_HTML)
     assert "root.noise" in metadata["summary"].value or "root.0" in metadata["summary"].value
 
 

@@ -4,7 +4,7 @@
 with the Jinja2 templates under ``templates/`` and the CSS/JS under ``static/``.
 """
 
-from recursive_clusters.report.build import REPORT_NAME, render_report, write_report
+from recursive_clusters.report.build import render_report, write_report
 from recursive_clusters.report.model import leaf_summary
 
-__all__ = ["REPORT_NAME", "leaf_summary", "render_report", "write_report"]
+__all__ = ["leaf_summary", "render_report", "write_report"]

@@ -53,8 +53,6 @@ from recursive_clusters.report.model import (
     stability,
 )
 
-REPORT_NAME = REPORT_HTML
-
 
 def _script_json(value: object) -> Markup:
     """JSON safe inside a ``<script>`` element: nothing in it can close the element."""
@@ -371,11 +369,11 @@ def render_report(store: TreeStore, generation: str) -> str:
 
 def write_report(store: TreeStore, generation: str) -> Path:
     """Render the report next to the tree's files, replacing any older one atomically."""
-    target = store.tree_dir(generation) / REPORT_NAME
+    target = store.tree_dir(generation) / REPORT_HTML
     document = render_report(store, generation)
     with atomic_path(target) as temporary:
         temporary.write_text(document, encoding="utf-8")
     return target
 
 
-__all__ = ["REPORT_NAME", "leaf_summary", "render_report", "write_report"]
+__all__ = ["leaf_summary", "render_report", "write_report"]
