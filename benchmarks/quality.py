@@ -215,11 +215,15 @@ def _purity(truth: np.ndarray, leaves: np.ndarray, in_leaf: np.ndarray) -> dict[
     }
 
 
+def _level_1(model: RecursiveClusterer) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's child of the root, and whether it got one (not noise, not unassigned)."""
+    level_1 = model.assignments_["level_1"].to_numpy(dtype=object)
+    return level_1.astype(str), np.array([v is not None and v != "noise" for v in level_1])
+
+
 def _level_1_ari(model: RecursiveClusterer, top: np.ndarray) -> float:
     """ARI of the root's children with the level-1 truth, on the rows that got one."""
-    level_1 = model.assignments_["level_1"].to_numpy(dtype=object)
-    at_level_1 = np.array([v is not None and v != "noise" for v in level_1])
-    return _ari(top, level_1.astype(str), at_level_1)
+    return _ari(top, *_level_1(model))
 
 
 def over_seeds(case: Case, settings: Settings, seeds: int) -> dict[str, float]:
@@ -255,8 +259,6 @@ def score(case: Case, settings: Settings) -> dict[str, object]:
     seconds = time.perf_counter() - started
     final = model.assignments_
     clustered = ~final["is_noise"].to_numpy()
-    level_1 = final["level_1"].to_numpy(dtype=object)
-    at_level_1 = np.array([v is not None and v != "noise" for v in level_1])
     root = model.nodes_[ROOT]
     record: dict[str, object] = {
         "case": case.name,
@@ -276,7 +278,7 @@ def score(case: Case, settings: Settings) -> dict[str, object]:
     }
     if top is not None:
         record["ari_level_1"] = _level_1_ari(model, top)
-        record["fraction_clustered_level_1"] = float(at_level_1.mean())
+        record["fraction_clustered_level_1"] = float(_level_1(model)[1].mean())
         record["ari_leaf"] = _ari(leaf, final["leaf_path"].to_numpy(dtype=str), clustered)
     if leaf is not None:
         record.update(_purity(leaf, final["leaf_path"].to_numpy(dtype=str), clustered))
