@@ -335,9 +335,13 @@ def _failure_details(server: DagsterDev, run_id: str) -> str:
     return "\n".join(lines[-10:]) or json.dumps(result)[-4000:]
 
 
-def _wait_for_published_tree(server: DagsterDev, publishes: int = 1) -> list[dict]:
-    """Poll the runs until ``publishes`` ``publish_tree`` runs succeeded; fail fast if any run
-    failed."""
+def _wait_for_published_tree(
+    server: DagsterDev, publishes: int = 1, replacing: str | None = None
+) -> list[dict]:
+    """Poll the runs until ``publishes`` ``publish_tree`` runs succeeded and, given
+    ``replacing``, another tree than that one is current; fail fast if any run failed. (The
+    sensor may publish one tree twice: a materialization that lands while the first publish
+    run is queued gives a new run key. Counting runs alone then ends the wait too early.)"""
     deadline = time.monotonic() + TREE_TIMEOUT_S
     runs: list[dict] = []
     while time.monotonic() < deadline:
@@ -352,7 +356,7 @@ def _wait_for_published_tree(server: DagsterDev, publishes: int = 1) -> list[dic
                     f"run {run['runId']} ({run['jobName']}) ended {run['status']}:\n{details}"
                 )
         done = [r for r in runs if r["jobName"] == "publish_tree" and r["status"] == "SUCCESS"]
-        if len(done) >= publishes:
+        if len(done) >= publishes and (replacing is None or _current_tree(server) != replacing):
             return runs
         time.sleep(3)
     summary = "\n".join(f"  {r['jobName']}: {r['status']}" for r in runs)
@@ -554,7 +558,7 @@ def test_demo_in_the_ui_and_report_in_the_browser(dagster_dev: DagsterDev) -> No
     # A second launch from the UI (re-clustering the same data) grows and publishes a new
     # tree, which replaces the first one's partitions in the UI.
     _launch_grow_tree(dagster_dev)
-    runs = _wait_for_published_tree(dagster_dev, publishes=2)
+    runs = _wait_for_published_tree(dagster_dev, publishes=2, replacing=first_tree)
     second_tree = _current_tree(dagster_dev)
     assert second_tree != first_tree, "the second launch did not publish a new tree"
     _assert_ui_lists_the_current_trees_partitions(dagster_dev)
