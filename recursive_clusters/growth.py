@@ -22,8 +22,10 @@ from dagster import (
     AssetKey,
     AssetRecordsFilter,
     DagsterInstance,
+    DagsterRunStatus,
     DeleteDynamicPartitionsRequest,
     RunRequest,
+    RunsFilter,
 )
 
 from recursive_clusters.assets.common import GENERATION_TAG, THREADS_TAG, level_partitions
@@ -238,6 +240,8 @@ def plan_growth(
             continue
         if pending_nodes(store.node_records(generation)) or store.unexplained_nodes(generation):
             continue
+        if _publish_under_way(instance, publish_job, generation):
+            continue
         run_requests.append(
             RunRequest(
                 run_key=f"publish:{generation}:{newest}",
@@ -251,6 +255,32 @@ def plan_growth(
         cursor=str(newest),
         failures=failures,
     )
+
+
+# A publish run in one of these states will publish its tree (or fail it): do not ask again.
+_PUBLISH_UNDER_WAY = [
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.SUCCESS,
+]
+
+
+def _publish_under_way(instance: DagsterInstance, publish_job: str, generation: str) -> bool:
+    """Whether tree ``generation`` already has a publish run queued, running or done.
+
+    A late materialization of a complete tree (the last node of a batch run, a node re-run
+    by hand) can land while its publish run waits in the queue; without this check the next
+    tick asked for a second publish of the same tree. A failed or canceled publish does not
+    count, so a later node event can ask again."""
+    runs = instance.get_run_ids(
+        RunsFilter(
+            job_name=publish_job, tags={GENERATION_TAG: generation}, statuses=_PUBLISH_UNDER_WAY
+        ),
+        limit=1,
+    )
+    return bool(runs)
 
 
 def _plan_children(

@@ -37,6 +37,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from recursive_clusters.assets.common import GENERATION_TAG
 from recursive_clusters.io.tables import load_demo_digits
 
 try:
@@ -116,7 +117,7 @@ RUNS_QUERY = """
 query Runs {
   runsOrError(limit: 200) {
     __typename
-    ... on Runs { results { runId jobName status } }
+    ... on Runs { results { runId jobName status tags { key value } } }
     ... on Error { message }
   }
 }
@@ -339,9 +340,7 @@ def _wait_for_published_tree(
     server: DagsterDev, publishes: int = 1, replacing: str | None = None
 ) -> list[dict]:
     """Poll the runs until ``publishes`` ``publish_tree`` runs succeeded and, given
-    ``replacing``, another tree than that one is current; fail fast if any run failed. (The
-    sensor may publish one tree twice: a materialization that lands while the first publish
-    run is queued gives a new run key. Counting runs alone then ends the wait too early.)"""
+    ``replacing``, another tree than that one is current; fail fast if any run failed."""
     deadline = time.monotonic() + TREE_TIMEOUT_S
     runs: list[dict] = []
     while time.monotonic() < deadline:
@@ -575,6 +574,16 @@ def test_demo_in_the_ui_and_report_in_the_browser(dagster_dev: DagsterDev) -> No
             _check_asset_tab(browser, dagster_dev, "scored_batches", "checks", ["drift"]),
             _check_asset_tab(browser, dagster_dev, "scored_batches", "partitions", [batch]),
         ]
+    # Each tree was published once: no tick asks again while a tree's publish run waits.
+    runs = dagster_dev.graphql(RUNS_QUERY)["runsOrError"]["results"]
+    publishes = sorted(
+        tag["value"]
+        for run in runs
+        if run["jobName"] == "publish_tree"
+        for tag in run["tags"]
+        if tag["key"] == GENERATION_TAG
+    )
+    assert publishes == sorted([first_tree, second_tree]), f"publish runs: {publishes}"
     print(
         f"\n{len(runs)} runs: first tree published in {grown - started:.0f} s, "
         f"browser checks {checked - grown:.0f} s, second tree {second_done - checked:.0f} s, "

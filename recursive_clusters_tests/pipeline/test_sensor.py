@@ -6,6 +6,7 @@ from dagster import (
     AssetCheckKey,
     AssetKey,
     DagsterInstance,
+    DagsterRunStatus,
     build_schedule_context,
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
@@ -79,6 +80,19 @@ def test_sensor_adds_children_runs_them_then_publishes(dagster_home, tmp_path):
         assert [r.job_name for r in publish.run_requests] == [PUBLISH_TREE_JOB]
         assert not publish.dynamic_partitions_requests
         job = defs.resolve_job_def(PUBLISH_TREE_JOB)
+
+        # The daemon creates the publish run; a node of the tree materializes again before
+        # it starts (a batch's last node, a re-run by hand): no second publish of that tree.
+        queued = instance.create_run_for_job(
+            job, tags=publish.run_requests[0].tags, status=DagsterRunStatus.NOT_STARTED
+        )
+        late = defs.resolve_job_def(grow.run_requests[-1].job_name)
+        assert late.execute_in_process(instance=instance, tags=grow.run_requests[-1].tags).success
+        while_queued = tick(defs, instance, publish.cursor)
+        assert while_queued.cursor != publish.cursor  # it saw the late materialization
+        assert not while_queued.run_requests
+        instance.delete_run(queued.run_id)  # run in-process below instead
+
         assert job.execute_in_process(instance=instance, tags=publish.run_requests[0].tags).success
         assert grow_until_quiet(defs, instance, publish.cursor) is not None
         _assert_current_tree_is_what_the_ui_shows(instance, storage.store(), generation, 660)
