@@ -33,6 +33,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from recursive_clusters.core.clustering import NOISE, NodeClustering, cluster_embedding
 from recursive_clusters.core.embedding import embed, reduce_width
+from recursive_clusters.core.parallelism import single_threaded_blas
 from recursive_clusters.core.settings import Settings
 
 REJECTED = "no stable sub-structure"
@@ -95,7 +96,8 @@ def null_reference(matrix: np.ndarray, n_rows: int, rng: np.random.Generator) ->
     stays exact when the covariance is singular (more columns than rows, constant pixels).
     """
     mean = matrix.mean(axis=0)
-    _, singular, axes = np.linalg.svd(matrix - mean, full_matrices=False)
+    with single_threaded_blas():
+        _, singular, axes = np.linalg.svd(matrix - mean, full_matrices=False)
     scales = singular / math.sqrt(max(len(matrix) - 1, 1))
     return mean + (rng.standard_normal((n_rows, len(scales))) * scales) @ axes
 

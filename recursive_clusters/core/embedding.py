@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from recursive_clusters.core.optional import import_backend
+from recursive_clusters.core.parallelism import single_threaded_blas
 from recursive_clusters.core.settings import EmbeddingSettings
 
 
@@ -19,7 +20,8 @@ def reduce_width(matrix: np.ndarray, settings: EmbeddingSettings, seed: int) -> 
     if n_cols <= settings.pca_above_columns:
         return matrix
     n_components = min(settings.pca_components, n_rows - 1, n_cols)
-    return PCA(n_components=n_components, random_state=seed).fit_transform(matrix)
+    with single_threaded_blas():
+        return PCA(n_components=n_components, random_state=seed).fit_transform(matrix)
 
 
 def umap_estimator(backend: str, n_rows: int, settings: EmbeddingSettings, seed: int):
@@ -52,11 +54,12 @@ def embed(matrix: np.ndarray, settings: EmbeddingSettings, seed: int) -> np.ndar
         raise ValueError(f"Cannot embed {n_rows} rows: UMAP needs at least 4.")
     reduced = reduce_width(np.asarray(matrix, dtype=np.float32), settings, seed)
     reducer = umap_estimator(settings.backend, n_rows, settings, seed)
-    if n_rows <= settings.fit_sample_size:
-        return reducer.fit_transform(reduced).astype(np.float32)
-    sample = np.random.default_rng(seed).choice(n_rows, settings.fit_sample_size, replace=False)
-    rest = np.setdiff1d(np.arange(n_rows), sample)
-    coordinates = np.empty((n_rows, 2), dtype=np.float32)
-    coordinates[sample] = reducer.fit_transform(reduced[sample])
-    coordinates[rest] = reducer.transform(reduced[rest])
+    with single_threaded_blas():  # the spectral initialisation is BLAS work too
+        if n_rows <= settings.fit_sample_size:
+            return reducer.fit_transform(reduced).astype(np.float32)
+        sample = np.random.default_rng(seed).choice(n_rows, settings.fit_sample_size, replace=False)
+        rest = np.setdiff1d(np.arange(n_rows), sample)
+        coordinates = np.empty((n_rows, 2), dtype=np.float32)
+        coordinates[sample] = reducer.fit_transform(reduced[sample])
+        coordinates[rest] = reducer.transform(reduced[rest])
     return coordinates

@@ -1,9 +1,13 @@
-"""Thread shares: parallel runs split the cores, never below one thread each."""
+"""Thread shares: parallel runs split the cores, never below one thread each, and the tree
+is the same with any number of threads."""
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_info
+from sklearn.datasets import load_digits
+from threadpoolctl import threadpool_info, threadpool_limits
 
+from recursive_clusters.core.acceptance import null_reference
+from recursive_clusters.core.embedding import embed
 from recursive_clusters.core.parallelism import (
     THREADS_ENV,
     available_cores,
@@ -11,6 +15,7 @@ from recursive_clusters.core.parallelism import (
     limited_threads,
     threads_per_run,
 )
+from recursive_clusters.core.settings import Settings
 
 
 def test_runs_side_by_side_share_the_cores():
@@ -39,3 +44,21 @@ def test_deployment_counts_come_from_the_environment(monkeypatch):
         monkeypatch.setenv(THREADS_ENV, bad)
         with pytest.raises(ValueError, match=rf"{THREADS_ENV} must be a whole number >= 1"):
             count_from_env(THREADS_ENV)
+
+
+def test_the_layout_does_not_depend_on_the_blas_threads():
+    """A run's share of the cores (the UI) or all of them (the CLI) gives the same tree: wide
+    data goes through a PCA, whose multi-threaded BLAS sums in another order; UMAP turned
+    those last bits into another layout (and on MNIST another tree) before it ran on one."""
+    digits = load_digits().data
+    wide = np.hstack([digits, digits @ np.random.default_rng(0).normal(size=(64, 200))])
+    settings = Settings().embedding
+    assert wide.shape[1] > settings.pca_above_columns  # the PCA path
+    layouts = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads):
+            layouts.append(embed(wide, settings, seed=5))
+            null = null_reference(wide[:300], 300, np.random.default_rng(1))
+            layouts.append(null)
+    assert np.array_equal(layouts[0], layouts[2])
+    assert np.array_equal(layouts[1], layouts[3])
