@@ -34,17 +34,14 @@ class NodeClustering:
         return {k: int(np.sum(self.labels == k)) for k in range(self.n_children)}
 
 
-def canonical_labels(labels: np.ndarray, embedding: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Renumber clusters by decreasing size (ties: by centroid), so names do not depend on
-    the row order HDBSCAN happened to see. Returns (new labels, old label of each new one)."""
+def canonical_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber clusters by decreasing size, ties by the first row each holds, so names
+    depend neither on HDBSCAN's own numbering nor on where UMAP put the clusters (umap-learn
+    can place the pieces of a disconnected k-NN graph differently in a later fit in the same
+    process: equal-sized blobs then swapped numbers when ties went by centroid). Returns
+    (new labels, old label of each new one)."""
     found = [k for k in np.unique(labels) if k != NOISE]
-    order = sorted(
-        found,
-        key=lambda k: (
-            -int(np.sum(labels == k)),
-            *np.round(embedding[labels == k].mean(axis=0), 6).tolist(),
-        ),
-    )
+    order = sorted(found, key=lambda k: (-int(np.sum(labels == k)), int(np.argmax(labels == k))))
     mapping = {old: new for new, old in enumerate(order)}
     relabelled = np.array([mapping.get(k, NOISE) for k in labels], dtype=np.int64)
     return relabelled, np.array(order, dtype=np.int64)
@@ -96,7 +93,7 @@ def cluster_embedding(
     probabilities = np.asarray(clusterer.probabilities_, dtype=float)
     if sample is not None:
         raw_labels, probabilities = extend_to_nearest(embedding, sample, raw_labels, probabilities)
-    labels, old_of_new = canonical_labels(raw_labels, embedding)
+    labels, old_of_new = canonical_labels(raw_labels)
     n_found = int(labels.max()) + 1
     persistence = np.asarray(
         getattr(clusterer, "cluster_persistence_", np.full(n_found, np.nan)), dtype=float
