@@ -5,10 +5,10 @@ which children to zoom into from each node's stored record (decided in the core 
 ``decide_split``), adds the children's partition keys, and asks for one run per batch of
 siblings (a partition-key range), so that a batch pays the fixed cost of a run once. When no
 node of a tree is pending, it asks for the publishing run (assignments, and what else depends
-on the whole tree), once every split node is also explained. Once a tree is published, the
-partitions of the trees it replaced are deleted, so the UI lists the current tree's (and any
-tree still growing). Partition keys hold the tree id (``core.paths``), so keys of two trees
-never collide and one plan never adds and deletes the same key.
+on the whole tree), once every split node is also explained, and only once per tree. Once a
+tree is published, the partitions of the trees it replaced are deleted, so the UI lists the
+current tree's (and any tree still growing). Partition keys hold the tree id (``core.paths``),
+so keys of two trees never collide and one plan never adds and deletes the same key.
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ def plan_growth(
             continue
         if pending_nodes(store.node_records(generation)) or store.unexplained_nodes(generation):
             continue
-        if _publish_under_way(instance, publish_job, generation):
+        if _publish_asked_for(instance, publish_job, generation):
             continue
         run_requests.append(
             RunRequest(
@@ -257,8 +257,8 @@ def plan_growth(
     )
 
 
-# A publish run in one of these states will publish its tree (or fail it): do not ask again.
-_PUBLISH_UNDER_WAY = [
+# A publish run in one of these states has published its tree or will (or fail it).
+_PUBLISH_ASKED_FOR = [
     DagsterRunStatus.NOT_STARTED,
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.STARTING,
@@ -267,7 +267,7 @@ _PUBLISH_UNDER_WAY = [
 ]
 
 
-def _publish_under_way(instance: DagsterInstance, publish_job: str, generation: str) -> bool:
+def _publish_asked_for(instance: DagsterInstance, publish_job: str, generation: str) -> bool:
     """Whether tree ``generation`` already has a publish run queued, running or done.
 
     A late materialization of a complete tree (the last node of a batch run, a node re-run
@@ -276,7 +276,7 @@ def _publish_under_way(instance: DagsterInstance, publish_job: str, generation: 
     count, so a later node event can ask again."""
     runs = instance.get_run_ids(
         RunsFilter(
-            job_name=publish_job, tags={GENERATION_TAG: generation}, statuses=_PUBLISH_UNDER_WAY
+            job_name=publish_job, tags={GENERATION_TAG: generation}, statuses=_PUBLISH_ASKED_FOR
         ),
         limit=1,
     )
