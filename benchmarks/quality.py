@@ -221,6 +221,12 @@ def _level_1(model: RecursiveClusterer) -> tuple[np.ndarray, np.ndarray]:
     return level_1.astype(str), np.array([v is not None and v != "noise" for v in level_1])
 
 
+def _leaf_purity(model: RecursiveClusterer, leaf: np.ndarray) -> dict[str, float]:
+    """``_purity`` of a fitted tree's leaves, on the rows in a leaf (not noise)."""
+    in_leaf = ~model.assignments_["is_noise"].to_numpy()
+    return _purity(leaf, model.labels_.astype(str), in_leaf)
+
+
 def _level_1_ari(model: RecursiveClusterer, top: np.ndarray) -> float:
     """ARI of the root's children with the level-1 truth, on the rows that got one."""
     return _ari(top, *_level_1(model))
@@ -238,10 +244,7 @@ def over_seeds(case: Case, settings: Settings, seeds: int) -> dict[str, float]:
     runs = [model.labels_ for model in models]
     pairs = [(a, b) for i, a in enumerate(runs) for b in runs[i + 1 :]]
     level_1 = [_level_1_ari(model, top) for model in models]
-    purity = [
-        _purity(leaf, m.labels_.astype(str), ~m.assignments_["is_noise"].to_numpy())["purity"]
-        for m in models
-    ]
+    purity = [_leaf_purity(model, leaf)["purity"] for model in models]
     return {
         "seed_ari": float(np.mean([adjusted_rand_score(a, b) for a, b in pairs])),
         "seeds_ari_level_1_mean": float(np.mean(level_1)),
@@ -281,7 +284,7 @@ def score(case: Case, settings: Settings) -> dict[str, object]:
         record["fraction_clustered_level_1"] = float(_level_1(model)[1].mean())
         record["ari_leaf"] = _ari(leaf, final["leaf_path"].to_numpy(dtype=str), clustered)
     if leaf is not None:
-        record.update(_purity(leaf, final["leaf_path"].to_numpy(dtype=str), clustered))
+        record.update(_leaf_purity(model, leaf))
     if case.kind == "digits":
         record["level_2"] = [
             {
