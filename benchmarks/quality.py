@@ -38,9 +38,9 @@ import numpy as np
 import yaml
 from sklearn.metrics import adjusted_rand_score
 
-from recursive_clusters.core.acceptance import assess_split
+from recursive_clusters.core.acceptance import assess_split, perturbed_runs
 from recursive_clusters.core.clustering import cluster_embedding
-from recursive_clusters.core.embedding import embed
+from recursive_clusters.core.embedding import fit_layout
 from recursive_clusters.core.paths import ROOT, NodePath
 from recursive_clusters.core.recursive import RecursiveClusterer
 from recursive_clusters.core.settings import Settings, SettingsError, parse_settings
@@ -115,6 +115,44 @@ def _mnist_5k() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return table.iloc[:, :-1].to_numpy(dtype=np.float32), digit, digit
 
 
+MNIST_TRAIN_ENV = "RECURSIVE_CLUSTERS_MNIST_TRAIN"
+MNIST_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist_train_60k.parquet"
+
+
+def _mnist_train_path() -> Path:
+    """The 60,000 MNIST training digits (px0..px783, id, label), beside the project root or
+    where ``RECURSIVE_CLUSTERS_MNIST_TRAIN`` points."""
+    import os
+
+    return Path(os.environ.get(MNIST_TRAIN_ENV, MNIST_TRAIN))
+
+
+def _mnist_train(n_rows: int) -> Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The first ``n_rows`` training digits when 10,000 (as in the Spotify post), a stratified
+    sample of that many (seeded, in file order) otherwise, all 60,000 at that size."""
+
+    def make() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        import pandas as pd
+
+        table = pd.read_parquet(_mnist_train_path())
+        digit = table["label"].to_numpy()
+        if n_rows == 10_000:
+            keep = np.arange(n_rows)
+        elif n_rows < len(table):
+            from sklearn.model_selection import train_test_split
+
+            keep, _ = train_test_split(
+                np.arange(len(table)), train_size=n_rows, stratify=digit, random_state=0
+            )
+            keep = np.sort(keep)
+        else:
+            keep = np.arange(len(table))
+        pixels = table[[f"px{i}" for i in range(784)]].to_numpy(dtype=np.float32)[keep]
+        return pixels, digit[keep], digit[keep]
+
+    return make
+
+
 def _mnist_available() -> bool:
     import importlib.util
 
@@ -159,6 +197,17 @@ def cases(quick: bool, large: bool) -> list[Case]:
     )
     if _mnist_available():
         chosen.append(Case("MNIST 5k (5,000 x 784)", "digits", _mnist_5k))
+    if _mnist_train_path().exists():
+        chosen += [
+            Case(f"MNIST train {n // 1000}k ({n:,} x 784)", "digits", _mnist_train(n))
+            for n in (10_000, 20_000, 60_000)
+        ]
+    else:
+        print(
+            f"MNIST training digits skipped: {_mnist_train_path()} not found "
+            f"(set {MNIST_TRAIN_ENV})",
+            file=sys.stderr,
+        )
     if large:
         chosen += [
             _free("gaussian", 10_000, 20, 0),
@@ -275,6 +324,7 @@ def score(case: Case, settings: Settings) -> dict[str, object]:
         else 0,
         "fraction_clustered": float(clustered.mean()),
         "seconds": round(seconds, 2),
+        "seconds_by_step": {step: round(value, 2) for step, value in model.timings_.items()},
         "root_accepted": root.decision.accepted,
         "root_reason": root.decision.reason,
         **_node_counts(model, leaf),
@@ -305,11 +355,12 @@ def overhead(case: Case, settings: Settings) -> dict[str, object]:
     matrix, _, _ = case.make()
     seed = NodePath(ROOT).seed(settings.random_state)
     started = time.perf_counter()
-    embedding = embed(matrix, settings.embedding, seed)
-    clustering = cluster_embedding(embedding, settings.clustering)
+    layout = fit_layout(matrix, settings.embedding, seed)
+    clustering = cluster_embedding(layout.coordinates, settings.clustering)
     own = time.perf_counter() - started
     started = time.perf_counter()
-    evidence = assess_split(matrix, embedding, clustering, settings, seed)
+    runs = perturbed_runs(layout, matrix, settings, seed)
+    evidence = assess_split(matrix, layout.coordinates, clustering, settings, seed, runs)
     extra = time.perf_counter() - started
     return {
         "case": case.name,

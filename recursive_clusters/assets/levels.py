@@ -27,7 +27,8 @@ from recursive_clusters.assets.common import (
     png_markdown,
     run_threads,
 )
-from recursive_clusters.core.embedding import embed
+from recursive_clusters.core.acceptance import perturbed_runs
+from recursive_clusters.core.embedding import fit_layout
 from recursive_clusters.core.parallelism import limited_threads
 from recursive_clusters.core.paths import NodePath
 from recursive_clusters.core.plots import embedding_scatter
@@ -82,7 +83,10 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
             rows = node_rows(store, generation, path, len(matrix))
             seed = path.seed(settings.random_state)
             with limited_threads(threads):
-                coordinates = embed(matrix[rows], settings.embedding, seed)
+                layout = fit_layout(matrix[rows], settings.embedding, seed)
+                runs = perturbed_runs(layout, matrix[rows], settings, seed)
+            coordinates = layout.coordinates
+            store.write_perturbed_runs(generation, path, runs)
             store.write_embedding(
                 generation,
                 path,
@@ -116,8 +120,9 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
             embedded = store.read_embedding(generation, path)
             coordinates = embedded[["x", "y"]].to_numpy()
             rows = embedded["row"].to_numpy()
+            runs = store.read_perturbed_runs(generation, path)
             with limited_threads(threads):
-                node = finish_node(coordinates, rows, path, settings, matrix[rows])
+                node = finish_node(coordinates, rows, path, settings, matrix[rows], runs)
             labels = pd.DataFrame(
                 {
                     "row": node.rows,

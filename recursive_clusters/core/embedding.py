@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn.decomposition import PCA
 
@@ -43,8 +46,44 @@ def umap_estimator(backend: str, n_rows: int, settings: EmbeddingSettings, seed:
     return umap.UMAP(n_jobs=1, **parameters)  # a seed makes umap-learn single-threaded anyway
 
 
+@dataclass(frozen=True)
+class Layout:
+    """A node's UMAP layout and the fitted UMAP it came from, so the split test can lay the
+    node's own k-NN graph out again (``relayout``) instead of re-embedding from scratch."""
+
+    coordinates: np.ndarray  # (rows, 2) float32, one per input row
+    reducer: object  # the fitted UMAP: its fuzzy k-NN graph ``graph_`` spans ``graph_rows``
+    graph_rows: np.ndarray  # input row of each graph vertex (all rows, or the fitted sample)
+    graph_data: np.ndarray  # the (reduced) features of those rows, as UMAP saw them
+
+    @property
+    def has_graph(self) -> bool:
+        """Whether the backend exposes the graph (umap-learn does; cuML's may not)."""
+        return getattr(self.reducer, "graph_", None) is not None
+
+    def relayout(self, vertices: np.ndarray, seed: int) -> np.ndarray:
+        """A new layout of the graph vertices ``vertices`` (positions in ``graph_rows``) with
+        a new seed: UMAP's own optimisation (epochs, spectral start, a/b, repulsion) on the
+        node's fuzzy k-NN graph restricted to them. The neighbourhoods stay those of the whole
+        node, so a split that only exists at the node's own density is tested at it; the cost
+        is the layout alone (measured: 3 s on 9,400 of MNIST's 11,800 4s and 9s, against
+        31 s for the node's own fit and 9.4 s for a re-embedding of the same rows)."""
+        sub = copy.copy(self.reducer)
+        sub.graph_ = self.reducer.graph_.tocsr()[vertices][:, vertices]
+        with single_threaded_blas():
+            coordinates, _ = sub._fit_embed_data(
+                self.graph_data[vertices], sub.n_epochs, "spectral", np.random.RandomState(seed)
+            )
+        return np.asarray(coordinates, dtype=np.float32)
+
+
 def embed(matrix: np.ndarray, settings: EmbeddingSettings, seed: int) -> np.ndarray:
-    """UMAP 2-D coordinates (float32, one row per input row), deterministic for a seed.
+    """UMAP 2-D coordinates (float32, one row per input row), deterministic for a seed."""
+    return fit_layout(matrix, settings, seed).coordinates
+
+
+def fit_layout(matrix: np.ndarray, settings: EmbeddingSettings, seed: int) -> Layout:
+    """UMAP 2-D coordinates of ``matrix``'s rows and the fitted UMAP, deterministic for a seed.
 
     Above ``fit_sample_size`` rows UMAP learns the layout from a sample and places the rest
     with ``transform``: the fit's cost grows faster than linearly, the transform's does not.
@@ -56,10 +95,11 @@ def embed(matrix: np.ndarray, settings: EmbeddingSettings, seed: int) -> np.ndar
     reducer = umap_estimator(settings.backend, n_rows, settings, seed)
     with single_threaded_blas():  # the spectral initialisation is BLAS work too
         if n_rows <= settings.fit_sample_size:
-            return reducer.fit_transform(reduced).astype(np.float32)
+            coordinates = reducer.fit_transform(reduced).astype(np.float32)
+            return Layout(coordinates, reducer, np.arange(n_rows), reduced)
         sample = np.random.default_rng(seed).choice(n_rows, settings.fit_sample_size, replace=False)
         rest = np.setdiff1d(np.arange(n_rows), sample)
         coordinates = np.empty((n_rows, 2), dtype=np.float32)
         coordinates[sample] = reducer.fit_transform(reduced[sample])
         coordinates[rest] = reducer.transform(reduced[rest])
-    return coordinates
+    return Layout(coordinates, reducer, sample, reduced[sample])

@@ -16,13 +16,18 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from recursive_clusters.core.acceptance import SplitEvidence, assess_split
+from recursive_clusters.core.acceptance import (
+    PerturbedRun,
+    SplitEvidence,
+    assess_split,
+    perturbed_runs,
+)
 from recursive_clusters.core.clustering import (
     NodeClustering,
     assign_noise_to_nearest,
     cluster_embedding,
 )
-from recursive_clusters.core.embedding import embed
+from recursive_clusters.core.embedding import fit_layout
 from recursive_clusters.core.explain import NodeModels, train_classifiers
 from recursive_clusters.core.paths import ROOT, NodePath
 from recursive_clusters.core.predict import route_rows
@@ -92,11 +97,14 @@ def require_enough_rows(n_rows: int, settings: Settings) -> None:
 def cluster_node(matrix: np.ndarray, rows: np.ndarray, path: str, settings: Settings) -> NodeResult:
     """Embed, cluster and decide for one node, given the matrix of its own rows only."""
     path = NodePath(path)
+    seed = path.seed(settings.random_state)
     started = time.perf_counter()
-    embedding = embed(matrix, settings.embedding, path.seed(settings.random_state))
-    embed_seconds = time.perf_counter() - started
-    node = finish_node(embedding, rows, path, settings, matrix)
-    node.seconds["embed"] = embed_seconds
+    layout = fit_layout(matrix, settings.embedding, seed)
+    laid_out = time.perf_counter()
+    runs = perturbed_runs(layout, matrix, settings, seed)
+    perturbed = time.perf_counter()
+    node = finish_node(layout.coordinates, rows, path, settings, matrix, runs)
+    node.seconds.update(embed=laid_out - started, perturb=perturbed - laid_out)
     return node
 
 
@@ -106,17 +114,19 @@ def finish_node(
     path: str,
     settings: Settings,
     matrix: np.ndarray | None = None,
+    runs: list[PerturbedRun] | None = None,
 ) -> NodeResult:
     """Cluster an already computed embedding and decide the split (the second asset step).
 
-    Given the node's ``matrix`` and with ``acceptance.enabled``, the node is clustered at each
-    of ``acceptance.granularities`` and ``assess_split`` chooses and tests one; without it,
-    any clustering with two or more children splits.
+    Given the node's ``matrix`` and its perturbed ``runs`` (``perturbed_runs``) and with
+    ``acceptance.enabled``, the node is clustered at each of ``acceptance.granularities`` and
+    ``assess_split`` chooses and tests one; without them, any clustering with two or more
+    children splits.
     """
     started = time.perf_counter()
     path = NodePath(path)
     seed = path.seed(settings.random_state)
-    tested = matrix is not None and settings.acceptance.enabled
+    tested = matrix is not None and runs is not None and settings.acceptance.enabled
     granularities = settings.acceptance.granularities if tested else [1.0]
     candidates = [
         cluster_embedding(embedding, settings.clustering.at_granularity(factor), seed)
@@ -127,7 +137,7 @@ def finish_node(
     evidence = None
     if tested:
         started = time.perf_counter()
-        evidence = assess_split(matrix, embedding, candidates, settings, seed)
+        evidence = assess_split(matrix, embedding, candidates, settings, seed, runs)
         clustering = candidates[evidence.choice]
         seconds["accept"] = time.perf_counter() - started
     decision = decide_split(clustering, path.level, settings, evidence)
@@ -170,7 +180,8 @@ class RecursiveClusterer(ClusterMixin, BaseEstimator):
 
     Attributes after ``fit``: ``nodes_`` (path -> NodeResult), ``tree_`` (one row per node),
     ``assignments_`` (one row per input row), ``labels_`` (leaf path per row), ``timings_``
-    (seconds spent embedding, clustering and testing splits, over all nodes),
+    (seconds spent embedding, laying out the perturbed runs, clustering and testing
+    splits, over all nodes),
     ``feature_names_in_``, and with ``explain`` ``models_`` (path -> NodeModels of each
     split node).
     """
@@ -219,7 +230,7 @@ class RecursiveClusterer(ClusterMixin, BaseEstimator):
         self.nodes_ = nodes
         self.timings_ = {
             step: sum(node.seconds.get(step, 0.0) for node in nodes.values())
-            for step in ("embed", "cluster", "accept")
+            for step in ("embed", "perturb", "cluster", "accept")
         }
         self.tree_ = pd.DataFrame([node.summary() for node in nodes.values()])
         outcomes = {

@@ -11,6 +11,8 @@ Layout under ``base_dir``::
     trees/<generation>/manifest.json         settings, data fingerprint, status
     trees/<generation>/{source,features,ids,profile}.parquet, preprocessor.json
     trees/<generation>/nodes/<path>/embedding.parquet  (row, x, y)
+    trees/<generation>/nodes/<path>/perturbed.parquet  (run, seed, position, x, y): the
+                                                       split test's re-layouts
     trees/<generation>/nodes/<path>/labels.parquet     (row, label, probability)
     trees/<generation>/nodes/<path>/node.json          written last: the node is complete
     trees/<generation>/nodes/<path>/*.png, models/, explanation files
@@ -34,8 +36,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
+from recursive_clusters.core.acceptance import PerturbedRun
 from recursive_clusters.core.drift import DriftBaseline
 from recursive_clusters.core.paths import NodePath
 from recursive_clusters.io.atomic import atomic_path
@@ -250,6 +254,39 @@ class TreeStore:
         if not source.is_file():
             raise StorageError(f"Node {path} of tree {generation} has no embedding yet: {source}")
         return pd.read_parquet(source)
+
+    def write_perturbed_runs(self, generation: str, path: str, runs: list[PerturbedRun]) -> None:
+        """The split test's perturbed layouts of a node, made beside its embedding (while its
+        k-NN graph is at hand) and re-clustered by the clusters step; none when untested."""
+        frames = [
+            pd.DataFrame(
+                {
+                    "run": number,
+                    "seed": run.seed,
+                    "position": run.rows,
+                    "x": run.coordinates[:, 0],
+                    "y": run.coordinates[:, 1],
+                }
+            )
+            for number, run in enumerate(runs)
+        ]
+        empty = pd.DataFrame({"run": [], "seed": [], "position": [], "x": [], "y": []})
+        frame = pd.concat(frames, ignore_index=True) if frames else empty
+        write_parquet(self.node_dir(generation, path) / "perturbed.parquet", frame)
+
+    def read_perturbed_runs(self, generation: str, path: str) -> list[PerturbedRun]:
+        source = self.node_dir(generation, path) / "perturbed.parquet"
+        if not source.is_file():
+            raise StorageError(f"Node {path} of tree {generation} has no perturbed runs: {source}")
+        frame = pd.read_parquet(source)
+        return [
+            PerturbedRun(
+                run["position"].to_numpy(dtype=np.int64),
+                run[["x", "y"]].to_numpy(dtype=np.float32),
+                int(run["seed"].iloc[0]),
+            )
+            for _, run in frame.groupby("run", sort=True)
+        ]
 
     def write_node(self, generation: str, path: str, labels: pd.DataFrame, record: dict) -> None:
         """Labels first, the JSON record last: a node with a record is complete."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -12,14 +13,17 @@ from sklearn.datasets import make_blobs
 
 from recursive_clusters.core import acceptance
 from recursive_clusters.core.acceptance import (
+    PerturbedRun,
     SplitEvidence,
     assess_split,
     jaccard_band,
     match_children,
     mean_pairwise_ari,
     null_reference,
+    perturbed_runs,
 )
-from recursive_clusters.core.clustering import NodeClustering, embed_and_cluster
+from recursive_clusters.core.clustering import NodeClustering, cluster_embedding
+from recursive_clusters.core.embedding import fit_layout
 from recursive_clusters.core.recursive import RecursiveClusterer, finish_node
 from recursive_clusters.core.settings import Settings, SettingsError, parse_settings
 from recursive_clusters.core.synthetic import gaussian_blob, planted_hierarchy
@@ -29,23 +33,33 @@ SEED = 11
 SETTINGS = Settings()
 
 
+Node = tuple[np.ndarray, np.ndarray, NodeClustering, list[PerturbedRun]]
+
+
+def _node(matrix: np.ndarray, seed: int) -> Node:
+    """A node's matrix, layout, clustering and perturbed runs, as ``cluster_node`` makes them."""
+    layout = fit_layout(matrix, SETTINGS.embedding, seed)
+    clustering = cluster_embedding(layout.coordinates, SETTINGS.clustering, seed)
+    runs = perturbed_runs(layout, matrix, SETTINGS, seed)
+    return matrix, layout.coordinates, clustering, runs
+
+
 @pytest.fixture(scope="module")
-def blobs() -> tuple[np.ndarray, np.ndarray, NodeClustering]:
+def blobs() -> Node:
     """Three well-separated blobs: structure that any rule must accept."""
     matrix, _ = make_blobs(n_samples=450, n_features=10, centers=3, random_state=3)
-    embedding, clustering = embed_and_cluster(matrix, SETTINGS, SEED)
-    assert clustering.n_children == 3
-    return matrix, embedding, clustering
+    node = _node(matrix, SEED)
+    assert node[2].n_children == 3
+    return node
 
 
 @pytest.fixture(scope="module")
-def blob() -> tuple[np.ndarray, np.ndarray, NodeClustering]:
+def blob() -> Node:
     """One Gaussian on which UMAP + HDBSCAN nonetheless reports two or more clusters."""
     for seed in range(5):
-        matrix = gaussian_blob(600, 10, seed)
-        embedding, clustering = embed_and_cluster(matrix, SETTINGS, seed)
-        if clustering.n_children >= 2:
-            return matrix, embedding, clustering
+        node = _node(gaussian_blob(600, 10, seed), seed)
+        if node[2].n_children >= 2:
+            return node
     pytest.fail("no seed made HDBSCAN split the blob: the test premise no longer holds")
 
 
@@ -70,8 +84,8 @@ def no_extra_runs(monkeypatch):
 
 
 def test_clear_structure_is_accepted(blobs):
-    matrix, embedding, clustering = blobs
-    evidence = assess_split(matrix, embedding, clustering, SETTINGS, SEED)
+    matrix, embedding, clustering, runs = blobs
+    evidence = assess_split(matrix, embedding, clustering, SETTINGS, SEED, runs)
     assert evidence.accepted, evidence.reason
     assert evidence.reason.startswith("stable sub-structure")
     assert sorted(evidence.child_stability) == [0, 1, 2]
@@ -85,7 +99,7 @@ def test_clear_structure_is_accepted(blobs):
 def test_the_finest_reproducible_granularity_is_kept(blobs):
     """A partition that the perturbed runs cannot find again (here: labels dealt at random
     across the blobs) does not make the node a leaf when a coarser one is reproducible."""
-    matrix, embedding, clustering = blobs
+    matrix, embedding, clustering, runs = blobs
     rng = np.random.default_rng(0)
     unstable = NodeClustering(
         labels=rng.permutation(np.arange(len(matrix)) % 4),
@@ -94,31 +108,31 @@ def test_the_finest_reproducible_granularity_is_kept(blobs):
         min_cluster_size=clustering.min_cluster_size,
     )
     settings = parse_settings({"acceptance": {"granularities": [1.0, 2.5]}})
-    evidence = assess_split(matrix, embedding, [unstable, clustering], settings, SEED)
+    evidence = assess_split(matrix, embedding, [unstable, clustering], settings, SEED, runs)
     assert evidence.accepted and evidence.choice == 1, evidence.reason
     assert evidence.scores["granularity"] == 2.5
     assert evidence.scores["stability_1x"] < 0.5 < evidence.scores["stability_2.5x"]
-    alone = assess_split(matrix, embedding, [unstable], settings, SEED)
+    alone = assess_split(matrix, embedding, [unstable], settings, SEED, runs)
     assert not alone.accepted and "at any granularity" in alone.reason
 
 
 def test_dbcv_decides_when_the_backend_reports_no_persistence(blobs, monkeypatch):
     monkeypatch.setattr(acceptance, "persistence", lambda clustering: float("nan"))
-    matrix, embedding, clustering = blobs
-    evidence = assess_split(matrix, embedding, clustering, SETTINGS, SEED)
+    matrix, embedding, clustering, runs = blobs
+    evidence = assess_split(matrix, embedding, clustering, SETTINGS, SEED, runs)
     assert evidence.accepted and "DBCV" in evidence.reason
     assert "persistence" not in evidence.reason and "persistence" not in evidence.scores
 
 
 def test_same_seed_same_evidence(blobs):
-    matrix, embedding, clustering = blobs
-    first = assess_split(matrix, embedding, clustering, SETTINGS, SEED)
-    assert assess_split(matrix, embedding, clustering, SETTINGS, SEED) == first
+    matrix, embedding, clustering, runs = blobs
+    first = assess_split(matrix, embedding, clustering, SETTINGS, SEED, runs)
+    assert assess_split(matrix, embedding, clustering, SETTINGS, SEED, runs) == first
 
 
 def test_a_gaussian_blob_is_rejected_with_its_numbers(blob):
-    matrix, embedding, clustering = blob
-    evidence = assess_split(matrix, embedding, clustering, SETTINGS, SEED)
+    matrix, embedding, clustering, runs = blob
+    evidence = assess_split(matrix, embedding, clustering, SETTINGS, SEED, runs)
     assert not evidence.accepted
     assert evidence.reason.startswith("no stable sub-structure: ")
     assert any(char.isdigit() for char in evidence.reason)
@@ -135,7 +149,7 @@ def test_a_gaussian_blob_is_rejected_with_its_numbers(blob):
 def test_no_or_one_child_is_rejected_cheaply(no_extra_runs, sizes, words):
     clustering = _clustering(sizes, noise=40)
     matrix = np.random.default_rng(0).normal(size=(len(clustering.labels), 5))
-    evidence = assess_split(matrix, np.zeros((len(matrix), 2)), clustering, SETTINGS, SEED)
+    evidence = assess_split(matrix, np.zeros((len(matrix), 2)), clustering, SETTINGS, SEED, [])
     assert not evidence.accepted and words in evidence.reason
     assert evidence.child_stability == {}
     assert evidence.scores["n_children"] == len(sizes)
@@ -144,8 +158,39 @@ def test_no_or_one_child_is_rejected_cheaply(no_extra_runs, sizes, words):
 def test_too_small_a_node_is_rejected_cheaply(no_extra_runs):
     clustering = _clustering([17, 16])  # a 26-row subsample cannot hold two clusters of 15
     matrix = np.random.default_rng(0).normal(size=(33, 5))
-    evidence = assess_split(matrix, np.zeros((33, 2)), clustering, SETTINGS, SEED)
+    evidence = assess_split(matrix, np.zeros((33, 2)), clustering, SETTINGS, SEED, [])
     assert not evidence.accepted and "too few" in evidence.reason
+
+
+def test_perturbed_runs_lay_out_the_node_at_its_own_scale():
+    """Each run holds 80% of the node's rows whatever its size (no 2,000-row cap: a split
+    that only exists at the node's density is tested at it), from the node's own graph,
+    the same for a seed; a backend without a graph re-embeds the same rows instead."""
+    matrix, _ = make_blobs(n_samples=2600, n_features=6, centers=3, random_state=1)
+    layout = fit_layout(matrix, SETTINGS.embedding, SEED)
+    runs = perturbed_runs(layout, matrix, SETTINGS, SEED)
+    assert len(runs) == SETTINGS.acceptance.stability_runs
+    assert all(len(run.rows) == len(run.coordinates) == 2080 for run in runs)
+    assert len({run.seed for run in runs}) == len(runs)
+    assert not np.array_equal(runs[0].rows, runs[1].rows)
+    again = perturbed_runs(layout, matrix, SETTINGS, SEED)
+    for first, second in zip(runs, again, strict=True):
+        np.testing.assert_array_equal(first.coordinates, second.coordinates)
+    without_graph = dataclasses.replace(layout, reducer=object())
+    rerun = perturbed_runs(without_graph, matrix, SETTINGS, SEED)
+    np.testing.assert_array_equal(rerun[0].rows, runs[0].rows)
+    assert rerun[0].coordinates.shape == runs[0].coordinates.shape
+
+
+def test_no_perturbed_runs_when_untested(no_extra_runs):
+    tiny = np.random.default_rng(0).normal(size=(33, 5))
+    layout = fit_layout(tiny, SETTINGS.embedding, SEED)
+    assert perturbed_runs(layout, tiny, SETTINGS, SEED) == []  # too small to hold 2 children
+    matrix, _ = make_blobs(n_samples=200, n_features=5, centers=2, random_state=0)
+    layout = fit_layout(matrix, SETTINGS.embedding, SEED)
+    off = parse_settings({"acceptance": {"enabled": False}})
+    assert perturbed_runs(layout, matrix, off, SEED) == []
+    assert len(perturbed_runs(layout, matrix, SETTINGS, SEED)) == SETTINGS.acceptance.stability_runs
 
 
 def test_a_child_found_at_another_granularity_is_not_lost():
@@ -194,7 +239,7 @@ def test_decide_split_follows_the_evidence():
 
 
 def test_disabled_acceptance_keeps_the_old_rule(blob):
-    matrix, embedding, _ = blob
+    matrix, embedding, _, _ = blob
     settings = parse_settings({"acceptance": {"enabled": False}})
     node = finish_node(embedding, np.arange(len(matrix)), "root", settings, matrix)
     assert node.evidence is None and node.decision.accepted
