@@ -369,11 +369,49 @@ def _user_error(exc: BaseException) -> BaseException | None:
     from recursive_clusters.io.store import StorageError
 
     expected = (InputError, SettingsError, StorageError, ValueError, Failure)
-    while exc is not None:
-        if isinstance(exc, expected):
-            return exc
+    chain = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
         exc = exc.__cause__
+    for link in chain:
+        if isinstance(link, expected):
+            return link
+    for link in chain:  # the file system refused a write: a user can cause that, and fix it
+        if isinstance(link, OSError) or _is_sqlite_storage_error(link):
+            return _file_system_error(link)
     return None
+
+
+def _is_sqlite_storage_error(exc: BaseException) -> bool:
+    """SQLite (Dagster's run history under $DAGSTER_HOME) could not write its file."""
+    text = str(exc).lower()
+    return type(exc).__name__ == "OperationalError" and (
+        "database or disk is full" in text or "disk i/o error" in text
+    )
+
+
+def _file_system_error(exc: BaseException) -> BaseException:
+    """One line naming the path and the OS's reason (no traceback, no SQL)."""
+    from recursive_clusters.io.atomic import WriteError, os_reason
+
+    if isinstance(exc, WriteError):
+        return exc
+    if isinstance(exc, OSError) and exc.filename:
+        return OSError(f"{exc.filename}: {os_reason(exc)}")
+    if _is_sqlite_storage_error(exc):
+        home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_HOME).resolve()
+        full = os_reason(exc) == "no space left on device" or _nearly_full(home)
+        reason = "no space left on device" if full else "disk I/O error"
+        return OSError(f"Dagster's instance storage under {home} (DAGSTER_HOME): {reason}")
+    return OSError(os_reason(exc))
+
+
+def _nearly_full(directory: Path, margin: int = 16 * 2**20) -> bool:
+    """Whether the file system of ``directory`` has less than ``margin`` bytes free."""
+    try:
+        return shutil.disk_usage(directory).free < margin
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":

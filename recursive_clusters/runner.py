@@ -7,6 +7,7 @@ as the sensor decides which partitions to add and run next.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -114,7 +115,9 @@ def grow_tree(
             generation = tags.get(GENERATION_TAG)
             if generation:
                 reason = f"{label} failed: {exc}"
-                report_tree_failure(instance, storage.store(), generation, reason)
+                # e.g. on a full disk this may fail too: the first error is what to show
+                with contextlib.suppress(Exception):
+                    report_tree_failure(instance, storage.store(), generation, reason)
             raise
         own_runs.add(result.run_id)
         report(
