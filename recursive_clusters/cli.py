@@ -323,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
+    except KeyboardInterrupt:
+        print(f"error: interrupted; {_current_tree_line()}", file=sys.stderr)
+        return 130
     except Exception as exc:
         cause = _user_error(exc)
         log = _write_trace_log()
@@ -333,6 +336,17 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"error: {_one_line(cause)}", file=sys.stderr)
         return 2
+
+
+def _current_tree_line() -> str:
+    """Which tree is current, for the line that ends an interrupted command."""
+    try:
+        from recursive_clusters.resources import TreeStorage
+
+        current = TreeStorage().store().current()
+    except Exception:  # an interrupt must still end with one line
+        return "the current tree is unchanged"
+    return f"the current tree is still {current}" if current else "no tree is current"
 
 
 def _one_line(exc: BaseException) -> str:
