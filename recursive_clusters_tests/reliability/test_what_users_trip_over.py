@@ -88,3 +88,128 @@ def test_a_full_disk_never_publishes_a_broken_tree(
     for tree in (home / "recursive_clusters" / "trees").iterdir():
         if tree.name != first and (tree / "manifest.json").is_file():
             assert store.status(tree.name) != "complete"
+
+
+def test_ctrl_c_during_run_leaves_one_line_a_failed_tree_and_no_running_run(
+    grown_tree, tmp_path, planted_csv, settings_file, monkeypatch
+):
+    """Before: exit 1 after 109 lines and 3 tracebacks, the interrupted tree's manifest
+    "building" for good. Now: one line saying which tree is still current, the half tree
+    marked failed (interrupted), its run canceled."""
+    import signal
+    import sys
+    import time
+
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    home = tmp_path / "dagster_home"
+    shutil.copytree(grown_tree, home)  # a home with a current tree
+    store = TreeStore(home / "recursive_clusters")
+    first = store.require_current()
+    env = {k: v for k, v in os.environ.items() if k != "RECURSIVE_CLUSTERS_STORAGE"}
+    env["DAGSTER_HOME"] = str(home)
+    command = [sys.executable, "-m", "recursive_clusters.cli", "run", "--input", str(planted_csv)]
+    process = subprocess.Popen(
+        [*command, "--config", str(settings_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while store.latest_started() in (None, first):  # the new tree has begun
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    time.sleep(2)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    out, err = process.communicate(timeout=120)
+
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert process.returncode == 130, err
+    assert lines[-1] == f"error: interrupted; the current tree is still {first}", err
+    # Dagster's log-capture helpers (``watch_orphans``) share the terminal's process group
+    # and print their own KeyboardInterrupt; nothing else may print a trace.
+    others = err.replace("\n", " ").split("Traceback")[1:]
+    assert all("watch_orphans" in trace for trace in others), err
+    assert "Traceback" not in out
+    assert store.current() == first
+    interrupted = store.latest_started()
+    manifest = store.manifest(interrupted)
+    assert manifest["status"] == "failed" and "interrupted" in manifest["failure"]
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs()
+        assert runs and not [run for run in runs if not run.is_finished]
+        assert runs[0].status in (DagsterRunStatus.CANCELED, DagsterRunStatus.FAILURE)
+
+
+def test_list_and_struct_columns_are_skipped_and_listed_with_why(
+    dagster_home, tmp_path, settings_file, capsys
+):
+    """Before: "unexpected TypeError: unhashable type: 'numpy.ndarray'", naming neither file
+    nor column, even with --feature-columns leaving the column out."""
+    from recursive_clusters_tests.conftest import planted_table
+
+    table = planted_table()
+    table["tags"] = [[i, i + 1] for i in range(len(table))]
+    table["address"] = [{"zip": i, "city": "x"} for i in range(len(table))]
+    path = tmp_path / "nested.parquet"
+    table.to_parquet(path)
+    assert main(["run", "--input", str(path), "--config", str(settings_file)]) == 0
+    out = capsys.readouterr().out
+    assert "'tags' (lists or structs, not numbers)" in out
+    assert "'address' (lists or structs, not numbers)" in out
+    store = TreeStore(dagster_home / "recursive_clusters")
+    assert len(store.read_table(store.require_current(), "assignments")) == len(table)
+
+
+def _prepare(frame, **settings):
+    from recursive_clusters.core.data import prepare
+    from recursive_clusters.core.settings import InputSettings
+
+    return prepare(frame, InputSettings(**settings))
+
+
+def test_standardize_auto_scales_two_columns_on_different_scales():
+    """Before: with two columns the auto rule's ratios could not pass its thresholds, so a
+    column of +-3,000 beside one of 1-9 was "kept as is" and the structure lost."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    two = pd.DataFrame(
+        {"a": rng.uniform(-3000, 3000, 300), "b": rng.integers(1, 10, 300).astype(float)}
+    )
+    prepared = _prepare(two)
+    assert prepared.report["standardized"] is True, prepared.report["standardize_reason"]
+    assert np.allclose(prepared.matrix.std(axis=0), 1.0)
+
+
+def test_tiny_values_are_scaled_or_named_as_constant():
+    """Before: a column of values near 1e-300 was kept "as is" under auto (it is 0 in the
+    float32 the models compute in, so it carried nothing), and with scaling on it
+    was refused as "Values too large to standardise"."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.uniform(1, 9, 300), "tiny": rng.uniform(1, 9, 300) * 1e-300})
+    for standardize in ("auto", True):
+        prepared = _prepare(frame, standardize=standardize)
+        assert prepared.report["standardized"] is True
+        assert np.allclose(prepared.matrix.std(axis=0), 1.0)
+        assert np.isfinite(prepared.matrix.astype(np.float32)).all()
+    kept = _prepare(frame, standardize=False)
+    assert kept.report["dropped_constant_columns"] == ["tiny"]
+    assert list(kept.features.columns) == ["a"]
+
+
+def test_column_names_differing_only_in_case_are_refused_naming_both():
+    """Before: DuckDB's features view renamed F0 to F0_1, so SELECT "F0" FROM features
+    silently returned f0's values."""
+    import pandas as pd
+
+    from recursive_clusters.core.data import InputError
+
+    frame = pd.DataFrame({"f0": [1.0, 2.0, 3.0], "F0": [3.0, 1.0, 2.0], "g": [1.0, 5.0, 2.0]})
+    with pytest.raises(InputError, match=r"differ only in case: 'f0' and 'F0'"):
+        _prepare(frame)
