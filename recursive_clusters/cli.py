@@ -203,7 +203,17 @@ def _predict(args: argparse.Namespace) -> int:
     scores = score_file(store, InputSettings(path=args.input, table=args.table))
     write_parquet(target, scores)
     confident = scores["confident"].mean() if len(scores) else 0.0
-    print(f"Scored {len(scores)} rows ({confident:.1%} confident to a leaf) -> {args.output}")
+    left_out = scores.attrs["rows_in"] - len(scores)
+    print(
+        f"Scored {len(scores)} rows with tree {scores.attrs['generation']} "
+        f"({confident:.1%} confident to a leaf) -> {args.output}"
+        + (
+            f"; {left_out} of {scores.attrs['rows_in']} rows left out: a NaN/inf feature "
+            f"value under the tree's input.non_finite {scores.attrs['non_finite']!r}"
+            if left_out
+            else ""
+        )
+    )
     return 0
 
 

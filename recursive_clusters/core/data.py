@@ -70,9 +70,12 @@ class FeaturePreprocessor:
             non_finite=data["non_finite"],
         )
 
-    def transform(self, raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(float64 matrix of the kept rows, boolean kept-row mask over ``raw``)."""
-        values, _ = _numeric_values(raw, list(self.feature_columns))
+    def transform(
+        self, raw: pd.DataFrame, source: str = "the input table"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(float64 matrix of the kept rows, boolean kept-row mask over ``raw``); errors name
+        ``source`` (e.g. the batch file) as the table at fault."""
+        values, _ = _numeric_values(raw, list(self.feature_columns), source)
         matrix, kept, _ = _apply_non_finite(values, self)
         return self._standardise(matrix), kept
 
@@ -413,12 +416,14 @@ def _feature_candidates(
     return columns, {}
 
 
-def _numeric_values(raw: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, dict[str, str]]:
+def _numeric_values(
+    raw: pd.DataFrame, columns: list[str], source: str = "the input table"
+) -> tuple[np.ndarray, dict[str, str]]:
     """The columns as a float64 matrix (bools as 0/1, missing as NaN), after checking them,
     and how each column that was not numeric already was read (``numeric_column``)."""
     missing = [c for c in columns if c not in raw.columns]
     if missing:
-        raise InputError(f"Feature columns missing from the input table: {missing}")
+        raise InputError(f"Feature columns missing from {source}: {missing}")
     duplicated = [c for c in columns if raw.columns.get_indexer_for([c]).size > 1]
     if duplicated:
         raise InputError(f"Feature columns appear more than once in the input table: {duplicated}")
@@ -476,7 +481,19 @@ def _drop_constant_columns(
     while True:
         constant = _constant(values[kept_rows])
         if constant.all():
-            raise InputError(f"All feature columns are constant: {dropped + columns}")
+            empty = ~np.isfinite(values[kept_rows]).any(axis=0)
+            if empty.all():
+                raise InputError(
+                    f"All feature columns are empty (no finite value): {dropped + columns}"
+                )
+            raise InputError(
+                f"All feature columns are constant: {dropped + columns}"
+                + (
+                    f" (empty: {[c for c, e in zip(columns, empty, strict=True) if e]})"
+                    if empty.any()
+                    else ""
+                )
+            )
         if constant.any():
             dropped += [c for c, is_constant in zip(columns, constant, strict=True) if is_constant]
             columns = [

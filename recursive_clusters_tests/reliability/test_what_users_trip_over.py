@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from recursive_clusters.cli import main
 from recursive_clusters.io.store import REPORT_HTML, TreeStore
@@ -213,3 +214,58 @@ def test_column_names_differing_only_in_case_are_refused_naming_both():
     frame = pd.DataFrame({"f0": [1.0, 2.0, 3.0], "F0": [3.0, 1.0, 2.0], "g": [1.0, 5.0, 2.0]})
     with pytest.raises(InputError, match=r"differ only in case: 'f0' and 'F0'"):
         _prepare(frame)
+
+
+def test_a_batch_missing_a_feature_column_is_named():
+    """Before: "Feature columns missing from the input table: ['f2']" for a batch."""
+    import pandas as pd
+
+    from recursive_clusters.core.data import InputError
+
+    frame = pd.DataFrame({"f0": [1.0, 2.0, 3.0], "f1": [3.0, 1.0, 2.0], "f2": [1.0, 5.0, 2.0]})
+    preprocessor = _prepare(frame).preprocessor
+    with pytest.raises(InputError, match=r"missing from batch 'b1.csv' of batches.path .*'f2'"):
+        preprocessor.transform(
+            frame.drop(columns="f2"), "batch 'b1.csv' of batches.path '/data/in'"
+        )
+
+
+def test_an_all_nan_table_is_called_empty_not_constant():
+    import numpy as np
+    import pandas as pd
+
+    from recursive_clusters.core.data import InputError
+
+    frame = pd.DataFrame({"f0": [np.nan] * 4, "f1": [np.nan] * 4})
+    with pytest.raises(InputError, match="All feature columns are empty"):
+        _prepare(frame, non_finite="impute")
+
+
+def test_predict_says_how_many_rows_it_left_out_and_which_tree_scored(
+    dagster_home, tmp_path, capsys
+):
+    """Before: 600 rows in, 40 all-NaN under non_finite: drop, "Scored 560 rows" and no word
+    about the 40, nor which tree scored them."""
+    import numpy as np
+
+    from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
+
+    config = tmp_path / "drop.yaml"
+    config.write_text(
+        yaml.safe_dump({**TEST_SETTINGS, "input": {**TEST_SETTINGS["input"], "non_finite": "drop"}})
+    )
+    table = planted_table()
+    path = tmp_path / "data.parquet"
+    table.to_parquet(path)
+    assert main(["run", "--input", str(path), "--config", str(config)]) == 0
+    generation = TreeStore(dagster_home / "recursive_clusters").require_current()
+    new = table.copy()
+    new.loc[:39, [f"f{i}" for i in range(8)]] = np.nan
+    new_path = tmp_path / "new.parquet"
+    new.to_parquet(new_path)
+    capsys.readouterr()
+    output = tmp_path / "scores.parquet"
+    assert main(["predict", "--input", str(new_path), "--output", str(output)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert f"Scored {len(new) - 40} rows with tree {generation}" in line
+    assert f"40 of {len(new)} rows left out" in line and "'drop'" in line
