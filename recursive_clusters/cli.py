@@ -203,7 +203,17 @@ def _predict(args: argparse.Namespace) -> int:
     scores = score_file(store, InputSettings(path=args.input, table=args.table))
     write_parquet(target, scores)
     confident = scores["confident"].mean() if len(scores) else 0.0
-    print(f"Scored {len(scores)} rows ({confident:.1%} confident to a leaf) -> {args.output}")
+    left_out = scores.attrs["rows_in"] - len(scores)
+    print(
+        f"Scored {len(scores)} rows with tree {scores.attrs['generation']} "
+        f"({confident:.1%} confident to a leaf) -> {args.output}"
+        + (
+            f"; {left_out} of {scores.attrs['rows_in']} rows left out: a NaN/inf feature "
+            f"value under the tree's input.non_finite {scores.attrs['non_finite']!r}"
+            if left_out
+            else ""
+        )
+    )
     return 0
 
 
@@ -323,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
+    except KeyboardInterrupt:
+        print(f"error: interrupted; {_current_tree_line()}", file=sys.stderr)
+        return 130
     except Exception as exc:
         cause = _user_error(exc)
         log = _write_trace_log()
@@ -333,6 +346,17 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"error: {_one_line(cause)}", file=sys.stderr)
         return 2
+
+
+def _current_tree_line() -> str:
+    """Which tree is current, for the line that ends an interrupted command."""
+    try:
+        from recursive_clusters.resources import TreeStorage
+
+        current = TreeStorage().store().current()
+    except Exception:  # an interrupt must still end with one line
+        return "the current tree is unchanged"
+    return f"the current tree is still {current}" if current else "no tree is current"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -369,11 +393,49 @@ def _user_error(exc: BaseException) -> BaseException | None:
     from recursive_clusters.io.store import StorageError
 
     expected = (InputError, SettingsError, StorageError, ValueError, Failure)
-    while exc is not None:
-        if isinstance(exc, expected):
-            return exc
+    chain = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
         exc = exc.__cause__
+    for link in chain:
+        if isinstance(link, expected):
+            return link
+    for link in chain:  # the file system refused a write: a user can cause that, and fix it
+        if isinstance(link, OSError) or _is_sqlite_storage_error(link):
+            return _file_system_error(link)
     return None
+
+
+def _is_sqlite_storage_error(exc: BaseException) -> bool:
+    """SQLite (Dagster's run history under $DAGSTER_HOME) could not write its file."""
+    text = str(exc).lower()
+    return type(exc).__name__ == "OperationalError" and (
+        "database or disk is full" in text or "disk i/o error" in text
+    )
+
+
+def _file_system_error(exc: BaseException) -> BaseException:
+    """One line naming the path and the OS's reason (no traceback, no SQL)."""
+    from recursive_clusters.io.atomic import WriteError, os_reason
+
+    if isinstance(exc, WriteError):
+        return exc
+    if isinstance(exc, OSError) and exc.filename:
+        return OSError(f"{exc.filename}: {os_reason(exc)}")
+    if _is_sqlite_storage_error(exc):
+        home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_HOME).resolve()
+        full = os_reason(exc) == "no space left on device" or _nearly_full(home)
+        reason = "no space left on device" if full else "disk I/O error"
+        return OSError(f"Dagster's instance storage under {home} (DAGSTER_HOME): {reason}")
+    return OSError(os_reason(exc))
+
+
+def _nearly_full(directory: Path, margin: int = 16 * 2**20) -> bool:
+    """Whether the file system of ``directory`` has less than ``margin`` bytes free."""
+    try:
+        return shutil.disk_usage(directory).free < margin
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":

@@ -62,7 +62,10 @@ def build_definitions(settings: Settings, storage: TreeStorage | None = None) ->
                 [jobs[GROW_TREE_JOB], *level_jobs.values(), jobs[PUBLISH_TREE_JOB]]
             ),
         ],
-        schedules=build_recluster_schedules(jobs[GROW_TREE_JOB], settings.schedule_cron),
+        schedules=build_recluster_schedules(
+            jobs[GROW_TREE_JOB],
+            settings.schedule_cron or Settings.model_fields["schedule_cron"].default,
+        ),
         resources={"tree_storage": storage or TreeStorage()},
         executor=in_process_executor,
     )

@@ -7,10 +7,15 @@ as the sensor decides which partitions to add and run next.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
+import signal
+import socket
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
@@ -18,6 +23,7 @@ from pathlib import Path
 
 from dagster import (
     AddDynamicPartitionsRequest,
+    DagsterExecutionInterruptedError,
     DagsterInstance,
     Definitions,
     DeleteDynamicPartitionsRequest,
@@ -104,26 +110,114 @@ def grow_tree(
     own_runs: set[str] = set()
     level_jobs = {level: level_job_name(level) for level in range(2, max_depth + 1)}
 
+    growing: list[str] = []  # the tree's id, once its first run has set it
+
     def execute(job_name: str, tags: dict[str, str], label: str) -> str:
         started = time.perf_counter()
+        run_id = str(uuid.uuid4())  # known before the run, to cancel it on Ctrl-C
         try:
             result = defs.resolve_job_def(job_name).execute_in_process(
-                instance=instance, tags={**tags, **driver_tags}, run_config=QUIET_CONSOLE
+                instance=instance,
+                tags={**tags, **driver_tags},
+                run_config=QUIET_CONSOLE,
+                run_id=run_id,
             )
         except Exception as exc:
             generation = tags.get(GENERATION_TAG)
             if generation:
                 reason = f"{label} failed: {exc}"
-                report_tree_failure(instance, storage.store(), generation, reason)
+                # e.g. on a full disk this may fail too: the first error is what to show
+                with contextlib.suppress(Exception):
+                    report_tree_failure(instance, storage.store(), generation, reason)
             raise
+        except (KeyboardInterrupt, DagsterExecutionInterruptedError):  # Ctrl-C
+            _cancel_run(instance, run_id, f"interrupted during {label}")
+            run = instance.get_run_by_id(run_id)
+            if not growing and run is not None and GENERATION_TAG in run.tags:
+                growing.append(run.tags[GENERATION_TAG])
+            raise KeyboardInterrupt(label) from None
+        if interrupts.seen():  # Ctrl-C outside the run's own code: Dagster noted it, went on
+            run = instance.get_run_by_id(run_id)
+            if not growing and run is not None and GENERATION_TAG in run.tags:
+                growing.append(run.tags[GENERATION_TAG])
+            raise KeyboardInterrupt(label)
         own_runs.add(result.run_id)
         report(
             f"  {label}: done in {time.perf_counter() - started:.1f} s (run {result.run_id[:8]})"
         )
         return result.run_id
 
-    run_id = execute(GROW_TREE_JOB, dict(launch_tags or {}), "input + level 1 (root)")
-    generation = instance.get_run_by_id(run_id).tags[GENERATION_TAG]
+    interrupts = _InterruptWatch()
+    try:
+        run_id = execute(GROW_TREE_JOB, dict(launch_tags or {}), "input + level 1 (root)")
+        growing.append(instance.get_run_by_id(run_id).tags[GENERATION_TAG])
+        return _grow(
+            instance, storage, growing[0], cursor, max_depth, level_jobs, own_runs, execute
+        )
+    except KeyboardInterrupt as interrupt:
+        if growing:  # the half tree says so, where users look; the previous stays current
+            during = interrupt.args[0] if interrupt.args else "growth"
+            with contextlib.suppress(Exception):
+                reason = f"interrupted (Ctrl-C) during {during}"
+                report_tree_failure(instance, storage.store(), growing[0], reason)
+        raise
+    finally:
+        interrupts.close()
+
+
+class _InterruptWatch:
+    """Whether SIGINT arrived since the last call, also while a Dagster run held it.
+
+    ``execute_in_process`` replaces the SIGINT handler during a run: in the run's own code
+    it raises an interrupt, but one that arrives between its steps is only noted, and
+    forgotten when the run ends, which then completes as if nothing happened. The signal's
+    number still reaches a wakeup file descriptor, which this reads."""
+
+    def __init__(self) -> None:
+        self._reader = self._previous = None
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._previous = signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
+
+    def seen(self) -> bool:
+        if self._reader is None:
+            return False
+        try:
+            received = self._reader.recv(4096)
+        except BlockingIOError:
+            return False
+        return signal.SIGINT in received
+
+    def close(self) -> None:
+        if self._reader is not None:
+            signal.set_wakeup_fd(self._previous)
+            self._reader.close()
+            self._writer.close()
+            self._reader = None
+
+
+def _cancel_run(instance: DagsterInstance, run_id: str, message: str) -> None:
+    """Mark a run that an interrupt stopped as canceled, unless it finished already."""
+    with contextlib.suppress(Exception):
+        run = instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            instance.report_run_canceled(run, message=message)
+
+
+def _grow(
+    instance: DagsterInstance,
+    storage,
+    generation: str,
+    cursor: str,
+    max_depth: int,
+    level_jobs: Mapping[int, str],
+    own_runs: set[str],
+    execute: Callable[[str, dict[str, str], str], str],
+) -> str:
+    """Grow tree ``generation`` level by level from its clustered root, then publish it."""
     while True:
         plan = plan_growth(
             instance,

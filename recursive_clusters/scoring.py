@@ -20,7 +20,7 @@ def _tree_settings(store: TreeStore, generation: str) -> Settings:
 
 
 def tree_features(
-    store: TreeStore, generation: str, raw: pd.DataFrame
+    store: TreeStore, generation: str, raw: pd.DataFrame, source: str = "the input table"
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """``raw``'s feature columns as the routers read them, and which rows were kept.
 
@@ -30,7 +30,7 @@ def tree_features(
     """
     preprocessor = FeaturePreprocessor.from_json(store.read_text(generation, PREPROCESSOR_JSON))
     unscaled = dataclasses.replace(preprocessor, means=None, scales=None)
-    matrix, kept = unscaled.transform(raw)
+    matrix, kept = unscaled.transform(raw, source)
     return pd.DataFrame(matrix, columns=list(unscaled.feature_columns)), kept
 
 
@@ -70,6 +70,9 @@ def score_table(store: TreeStore, raw: pd.DataFrame, generation: str | None = No
         result.insert(0, "row_id", kept.nonzero()[0])
     else:
         result.insert(0, id_column, raw[id_column].to_numpy()[kept])
+    result.attrs.update(
+        generation=generation, rows_in=len(raw), non_finite=settings.input.non_finite
+    )
     return result
 
 

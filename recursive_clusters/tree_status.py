@@ -37,7 +37,8 @@ def report_tree_failure(
 
     A tree already published is left as it is: a later failed run of it (a partition
     re-run by hand, the report) does not unpublish it, and its run says what failed."""
-    with contextlib.suppress(StorageError):  # files gone: the check still says what happened
+    with contextlib.suppress(StorageError, OSError):  # files gone or the disk full: the check
+        # still says what happened
         if not store.mark_failed(generation, reason):
             return
     current = store.current()

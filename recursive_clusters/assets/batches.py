@@ -70,7 +70,8 @@ def scored_batches(context: AssetExecutionContext, tree_storage: TreeStorage) ->
             f"batch {batch!r} has no id column {id_column!r} (the tree's input.id_column); "
             "add it so that the scores can be joined back to the rows"
         )
-    features, kept = tree_features(store, generation, raw)
+    source = f"batch {batch!r} of batches.path {live.batches.path!r}"
+    features, kept = tree_features(store, generation, raw, source)
     if not kept.any():
         raise InputError(
             f"batch {batch!r}: none of its {len(raw)} rows is left after the tree's "

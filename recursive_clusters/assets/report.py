@@ -11,6 +11,7 @@ from dagster import (
 
 from recursive_clusters.assets.common import every_level_deps, resolve_generation
 from recursive_clusters.assets.explanations import shap_key
+from recursive_clusters.io.store import REPORT_HTML
 from recursive_clusters.report import leaf_summary, write_report
 from recursive_clusters.resources import TreeStorage
 
@@ -23,12 +24,16 @@ def build_report_asset(max_depth: int) -> AssetsDefinition:
         group_name="tree",
         deps=[AssetKey("cluster_tree"), *every_level_deps(shap_key, max_depth)],
         description=f"Self-contained HTML report of the published cluster tree (up to "
-        f"{max_depth} levels): tree, maps, child profiles, classifier quality, SHAP drivers.",
+        f"{max_depth} levels): tree, maps, child profiles, classifier quality, SHAP drivers. "
+        "cluster_tree writes it before the tree becomes current; this writes it for a tree "
+        "that was not published.",
     )
     def tree_report(context: AssetExecutionContext, tree_storage: TreeStorage) -> MaterializeResult:
         store = tree_storage.store()
         generation = resolve_generation(context, store)
-        target = write_report(store, generation)
+        target = store.tree_dir(generation) / REPORT_HTML
+        if not target.is_file():  # a published tree's was written before it became current
+            target = write_report(store, generation)
         leaves = leaf_summary(store.read_table(generation, "assignments"))
         return MaterializeResult(
             metadata={

@@ -25,6 +25,7 @@ from recursive_clusters.core.tree import NodeOutcome, assign_leaves, pending_nod
 from recursive_clusters.core.tree_checks import CheckOutcome, blocking_failures, tree_checks
 from recursive_clusters.io.store import COMPARISON_JSON, TreeStore
 from recursive_clusters.names import leaf_names, name_tree
+from recursive_clusters.report import write_report
 from recursive_clusters.resources import TreeStorage
 from recursive_clusters.scoring import predict_agreement, route_training_rows
 
@@ -174,7 +175,9 @@ def build_tree_asset(max_depth: int):
             store.mark_failed(generation, reason)
             context.log.error(f"tree {generation} not published ({reason}); {previous} stays")
         else:
-            target = store.publish(generation, table, summary)
+            target = store.publish(
+                generation, table, summary, before_switch=lambda: write_report(store, generation)
+            )
         return MaterializeResult(
             check_results=[
                 *(_check_result(outcome, generation) for outcome in outcomes),

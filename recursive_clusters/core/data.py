@@ -70,9 +70,12 @@ class FeaturePreprocessor:
             non_finite=data["non_finite"],
         )
 
-    def transform(self, raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(float64 matrix of the kept rows, boolean kept-row mask over ``raw``)."""
-        values, _ = _numeric_values(raw, list(self.feature_columns))
+    def transform(
+        self, raw: pd.DataFrame, source: str = "the input table"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(float64 matrix of the kept rows, boolean kept-row mask over ``raw``); errors name
+        ``source`` (e.g. the batch file) as the table at fault."""
+        values, _ = _numeric_values(raw, list(self.feature_columns), source)
         matrix, kept, _ = _apply_non_finite(values, self)
         return self._standardise(matrix), kept
 
@@ -105,7 +108,7 @@ class PreparedData:
     kept_rows: np.ndarray
 
 
-SCALE_RATIO = 10.0  # ranges an order of magnitude apart: columns in different units
+SCALE_RATIO = 10.0  # spreads an order of magnitude apart: columns in different units
 
 
 def resolve_standardize(setting: bool | str, features: np.ndarray) -> tuple[bool, str]:
@@ -115,8 +118,13 @@ def resolve_standardize(setting: bool | str, features: np.ndarray) -> tuple[bool
     embedding dimensions) have ranges within a few-fold of each other and are kept as they
     are, so their natural weighting stays; a table mixing units (streams ~1e8 beside tempo
     ~1e2, counts beside rates) has ranges orders of magnitude apart, and the widest columns
-    would decide every distance. Measured: sklearn digits 1.0x / 2.7x, MNIST 1.0x / 1.2x, a
-    384-d embedding 1.8x / 1.9x (kept); sklearn wine 369x, breast cancer 8,712x (scaled).
+    would decide every distance. The rule: scale when the widest range is more than
+    ``SCALE_RATIO`` times the median one, or the 90th-percentile column's range more than
+    ``SCALE_RATIO`` times the 10th-percentile column's, both percentiles taken on actual
+    columns: with two columns that is the wider against the narrower, so the rule holds for
+    2 columns as for 700, while a few odd edge columns of many do not decide it. Measured:
+    sklearn digits 1.0x / 2.7x (kept); sklearn wine 369x / 75x, breast cancer 8,712x /
+    11,276x, a column of +-3,000 beside one of 1-9 2.0x / 748x (scaled).
     """
     if setting != "auto":
         return bool(setting), f"input.standardize is {str(bool(setting)).lower()}"
@@ -124,12 +132,21 @@ def resolve_standardize(setting: bool | str, features: np.ndarray) -> tuple[bool
     ranges = ranges[ranges > 0]
     if len(ranges) < 2:
         return False, "auto: fewer than two varying columns"
-    p10, median = np.quantile(ranges, [0.1, 0.5])
-    widest, middle = ranges.max() / median, median / p10
-    figures = f"widest column range {widest:.1f}x the median, median {middle:.1f}x the 10th pct"
-    if max(widest, middle) > SCALE_RATIO:
+    median = np.quantile(ranges, 0.5)
+    p10, p90 = np.quantile(ranges, 0.1, method="lower"), np.quantile(ranges, 0.9, method="higher")
+    widest, spread = ranges.max() / median, p90 / p10
+    figures = f"widest column range {widest:.3g}x the median, 90th pct {spread:.3g}x the 10th"
+    if max(widest, spread) > SCALE_RATIO:
         return True, f"auto: scaled, the columns are on different scales ({figures})"
     return False, f"auto: kept as is, the columns share one scale ({figures})"
+
+
+def column_scales(features: np.ndarray) -> np.ndarray:
+    """Each column's standard deviation, computed on the column divided by its largest
+    magnitude first: values near 1e-300 would square to 0 and give a scale of 0."""
+    magnitude = np.abs(features).max(axis=0, initial=0.0)
+    magnitude[magnitude == 0] = 1.0
+    return (features / magnitude).std(axis=0) * magnitude
 
 
 def prepare(raw: pd.DataFrame, settings: InputSettings) -> PreparedData:
@@ -145,6 +162,7 @@ def prepare(raw: pd.DataFrame, settings: InputSettings) -> PreparedData:
     not_strings = [c for c in raw.columns if not isinstance(c, str)]
     if not_strings:
         raise InputError(f"Column names must be strings; got {not_strings[:_SHOWN_COLUMNS]}")
+    _refuse_names_differing_only_in_case(list(raw.columns))
 
     ids = _validated_ids(raw, settings.id_column)
     profile_columns = list(settings.profile_columns)
@@ -164,11 +182,29 @@ def prepare(raw: pd.DataFrame, settings: InputSettings) -> PreparedData:
     )
     features, kept, n_imputed = _apply_non_finite(values, preprocessor)
     standardize, scale_reason = resolve_standardize(settings.standardize, features)
+    if not standardize:  # the models compute in float32: values below ~1e-38 become 0 there
+        flat = _constant(features.astype(np.float32))
+        if flat.all():
+            raise InputError(
+                f"All feature columns are constant in float32 (values below 1e-38 become 0): "
+                f"{columns}; set input.standardize to true or auto to scale them"
+            )
+        if flat.any():
+            keep = ~flat
+            dropped += [c for c, is_flat in zip(columns, flat, strict=True) if is_flat]
+            columns = [c for c, k in zip(columns, keep, strict=True) if k]
+            features, values = features[:, keep], values[:, keep]
+            preprocessor = dataclasses.replace(
+                preprocessor,
+                feature_columns=tuple(columns),
+                dropped_constant_columns=tuple(dropped),
+                medians=tuple(m for m, k in zip(preprocessor.medians, keep, strict=True) if k),
+            )
     if standardize:
         preprocessor = dataclasses.replace(
             preprocessor,
             means=tuple(float(m) for m in features.mean(axis=0)),
-            scales=tuple(float(s) for s in features.std(axis=0)),
+            scales=tuple(float(s) for s in column_scales(features)),
         )
     kept_positions = np.flatnonzero(kept)
     report: dict[str, object] = {
@@ -198,12 +234,59 @@ def prepare(raw: pd.DataFrame, settings: InputSettings) -> PreparedData:
 def fingerprint_frame(df: pd.DataFrame) -> str:
     """A stable 16-hex-digit hash of the values and the column names in order."""
     digest = hashlib.sha256(json.dumps([str(c) for c in df.columns]).encode())
-    digest.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    digest.update(pd.util.hash_pandas_object(_hashable(df), index=False).to_numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+_NESTED = (list, tuple, dict, np.ndarray)  # a Parquet list or struct column's values
+
+
+def _hashable(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with list and struct values written as JSON text (pandas cannot hash them)."""
+    nested = [
+        position
+        for position in range(df.shape[1])
+        if pd.api.types.is_object_dtype(df.dtypes.iloc[position])
+        and any(isinstance(value, _NESTED) for value in df.iloc[:, position])
+    ]
+    if not nested:
+        return df
+    as_text = df.copy()
+    for position in nested:
+        as_text.isetitem(
+            position,
+            df.iloc[:, position].map(
+                lambda value: (
+                    json.dumps(value, sort_keys=True, default=_plain)
+                    if isinstance(value, _NESTED)
+                    else value
+                )
+            ),
+        )
+    return as_text
+
+
+def _plain(value: object) -> object:
+    return value.tolist() if isinstance(value, np.ndarray | np.generic) else str(value)
 
 
 def duplicated_names(names: list[object]) -> list[object]:
     return [name for name, count in Counter(names).items() if count > 1]
+
+
+def _refuse_names_differing_only_in_case(columns: list[str]) -> None:
+    """DuckDB (the catalog's ``features`` view) does not tell ``f0`` from ``F0``: it renames
+    one, and ``SELECT "F0"`` would silently return the other's values. Refused at load."""
+    by_folded: dict[str, list[str]] = {}
+    for column in columns:
+        by_folded.setdefault(column.casefold(), []).append(column)
+    clashes = [names for names in by_folded.values() if len(names) > 1]
+    if clashes:
+        shown = "; ".join(" and ".join(map(repr, names)) for names in clashes[:_SHOWN_COLUMNS])
+        raise InputError(
+            f"Column names that differ only in case: {shown}. DuckDB, which holds the results, "
+            "does not tell them apart: rename one of each"
+        )
 
 
 def _shown(columns: list[object]) -> str:
@@ -284,6 +367,8 @@ def numeric_column(series: pd.Series) -> tuple[pd.Series | None, str]:
         return series.map(
             lambda v: float(v) if isinstance(v, decimal.Decimal) else np.nan
         ), DECIMALS
+    if any(isinstance(value, _NESTED) for value in present):
+        return None, "lists or structs, not numbers"
     if not all(isinstance(value, str) for value in present):
         return None, "mixed values"
     text = present.str.strip()
@@ -331,12 +416,14 @@ def _feature_candidates(
     return columns, {}
 
 
-def _numeric_values(raw: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, dict[str, str]]:
+def _numeric_values(
+    raw: pd.DataFrame, columns: list[str], source: str = "the input table"
+) -> tuple[np.ndarray, dict[str, str]]:
     """The columns as a float64 matrix (bools as 0/1, missing as NaN), after checking them,
     and how each column that was not numeric already was read (``numeric_column``)."""
     missing = [c for c in columns if c not in raw.columns]
     if missing:
-        raise InputError(f"Feature columns missing from the input table: {missing}")
+        raise InputError(f"Feature columns missing from {source}: {missing}")
     duplicated = [c for c in columns if raw.columns.get_indexer_for([c]).size > 1]
     if duplicated:
         raise InputError(f"Feature columns appear more than once in the input table: {duplicated}")
@@ -394,7 +481,19 @@ def _drop_constant_columns(
     while True:
         constant = _constant(values[kept_rows])
         if constant.all():
-            raise InputError(f"All feature columns are constant: {dropped + columns}")
+            empty = ~np.isfinite(values[kept_rows]).any(axis=0)
+            if empty.all():
+                raise InputError(
+                    f"All feature columns are empty (no finite value): {dropped + columns}"
+                )
+            raise InputError(
+                f"All feature columns are constant: {dropped + columns}"
+                + (
+                    f" (empty: {[c for c, e in zip(columns, empty, strict=True) if e]})"
+                    if empty.any()
+                    else ""
+                )
+            )
         if constant.any():
             dropped += [c for c, is_constant in zip(columns, constant, strict=True) if is_constant]
             columns = [

@@ -402,7 +402,9 @@ class Settings(_Strict):
     drift: DriftSettings = Field(default_factory=DriftSettings)
     random_state: int = Field(42, ge=0, description="Seed for every random step.")
     schedule_cron: str | None = Field(
-        None, description="Cron string to re-cluster on a schedule; empty: no schedule runs."
+        "0 3 * * 0",
+        description="Cron string (UTC) of recluster_schedule, which re-clusters on a clock "
+        "(empty: the default); it is stopped until switched on in the UI's Automation page.",
     )
 
     @model_validator(mode="after")

@@ -26,6 +26,7 @@ Layout under ``base_dir``::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -42,7 +43,7 @@ import pandas as pd
 from recursive_clusters.core.acceptance import PerturbedRun
 from recursive_clusters.core.drift import DriftBaseline
 from recursive_clusters.core.paths import NodePath
-from recursive_clusters.io.atomic import atomic_path
+from recursive_clusters.io.atomic import atomic_path, os_reason
 from recursive_clusters.io.tables import sql_string
 
 _GENERATION_PATTERN = re.compile(r"^[0-9a-f]{8,40}$")
@@ -362,15 +363,46 @@ class TreeStore:
         return records
 
     # -- publishing ----------------------------------------------------------------------
-    def publish(self, generation: str, assignments: pd.DataFrame, summary: dict) -> Path:
-        """Write the assignments, refresh the DuckDB catalog, then make the tree current."""
-        target = self.write_table(generation, "assignments", assignments)
-        manifest = self.manifest(generation)
-        completed = {**manifest, **summary, "status": "complete"}
-        completed["completed_at"] = datetime.now(UTC).isoformat()
-        write_json(self.tree_dir(generation) / "manifest.json", completed)
-        self.refresh_catalog(generation)
-        write_json(self.base_dir / "current.json", {"generation": generation})
+    def publish(
+        self,
+        generation: str,
+        assignments: pd.DataFrame,
+        summary: dict,
+        before_switch: Callable[[], Path] | None = None,
+    ) -> Path:
+        """Write the assignments, then ``before_switch`` (the report), refresh the DuckDB
+        catalog, and make the tree current only when each of its files is there.
+
+        Until the switch the manifest says ``building``; a write that fails (a full disk)
+        leaves the previous tree current and this one marked failed, naming the file."""
+        tree = self.tree_dir(generation)
+        previous = self.current()
+        manifest = {**self.manifest(generation), **summary, "status": "building"}
+        manifest["completed_at"] = datetime.now(UTC).isoformat()
+        switched_catalog = False
+        try:
+            target = self.write_table(generation, "assignments", assignments)
+            write_json(tree / "manifest.json", manifest)  # the report shows the summary
+            written = [target, tree / "manifest.json"]
+            if before_switch is not None:
+                written.append(before_switch())
+            switched_catalog = True
+            self.refresh_catalog(generation)
+            missing = [str(path) for path in written if not path.is_file()]
+            if missing:
+                raise StorageError(f"Tree {generation} is missing {missing}: not published")
+            write_json(tree / "manifest.json", {**manifest, "status": "complete"})
+            write_json(self.base_dir / "current.json", {"generation": generation})
+        except (OSError, StorageError) as exc:
+            reason = f"not published: {exc}"
+            failed_at = datetime.now(UTC).isoformat()
+            with contextlib.suppress(OSError, StorageError):  # best effort on a full disk
+                failed = {**manifest, "status": "failed", "failure": reason}
+                write_json(tree / "manifest.json", {**failed, "failed_at": failed_at})
+            if switched_catalog and previous not in (None, generation):
+                with contextlib.suppress(OSError, StorageError):
+                    self.refresh_catalog(previous)  # the catalog shows the current tree
+            raise
         return target
 
     def refresh_catalog(self, generation: str) -> None:
@@ -390,7 +422,13 @@ class TreeStore:
                 with duckdb.connect(str(self.catalog_path)) as connection:
                     action(connection)
                 return
-            except duckdb.IOException as exc:
+            except duckdb.Error as exc:
+                if os_reason(exc) == "no space left on device":
+                    raise StorageError(
+                        f"Could not write {self.catalog_path}: no space left on device"
+                    ) from exc
+                if not isinstance(exc, duckdb.IOException):
+                    raise
                 if "lock" not in str(exc).lower() or attempt == 7:
                     raise StorageError(f"Could not write {self.catalog_path}: {exc}") from exc
                 time.sleep(delay)

@@ -1,7 +1,8 @@
-"""The code location loads with its lineage, jobs, sensors, and a schedule only when asked."""
+"""The code location loads with its lineage, jobs, sensors, and a stopped schedule."""
 
 from pathlib import Path
 
+import yaml
 from dagster import AssetKey, DefaultScheduleStatus
 
 from recursive_clusters.core.settings import parse_settings
@@ -26,14 +27,25 @@ def test_depth_sets_the_number_of_levels():
     assert "clusters_l1" in keys and "clusters_l2" not in keys
 
 
-def test_no_schedule_is_offered_unless_a_cron_is_configured():
-    assert not list(defs.schedules or [])  # no invented cron in the UI
+def test_the_schedule_is_always_offered_stopped_with_its_cron_and_timezone():
+    """Before, without ``schedule_cron`` no schedule was defined: a user who opened the UI to
+    schedule re-clustering found nothing to switch on."""
+    schedule = defs.resolve_schedule_def("recluster_schedule")
+    assert schedule.default_status == DefaultScheduleStatus.STOPPED
+    assert schedule.cron_schedule == "0 3 * * 0"  # Sunday 03:00
+    assert schedule.execution_timezone == "UTC"
+    assert schedule.job_name == "grow_tree"
+    assert "0 3 * * 0" in schedule.description and "UTC" in schedule.description
+    assert "schedule_cron" in schedule.description  # says where its cron comes from
     scheduled = build_definitions(parse_settings({"schedule_cron": "0 2 * * *"}))
     schedule = scheduled.resolve_schedule_def("recluster_schedule")
-    assert schedule.default_status == DefaultScheduleStatus.RUNNING
     assert schedule.cron_schedule == "0 2 * * *"
-    assert schedule.job_name == "grow_tree"
-    assert "schedule_cron" in schedule.description  # says where its cron comes from
+    assert schedule.default_status == DefaultScheduleStatus.STOPPED
+
+
+def test_the_shipped_dagster_yaml_turns_off_the_first_visit_dialog():
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    assert config["nux"] == {"enabled": False}
 
 
 def test_repo_dagster_yaml_is_the_packaged_instance_template():

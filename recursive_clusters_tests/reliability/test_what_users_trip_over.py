@@ -1,0 +1,271 @@
+"""What a user trips over (issue 26): a full disk, Ctrl-C, odd columns and names, quiet
+drops. Each test names what the user saw before and checks what they expect instead."""
+
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recursive_clusters.cli import main
+from recursive_clusters.io.store import REPORT_HTML, TreeStore
+
+
+def _last_line(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert lines, "nothing was printed"
+    return lines[-1]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 40 MB tmpfs (mounting needs root): the disk a tree fills."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root and mount(8)")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _bytes_on_disk(paths) -> int:
+    return sum(-(-p.stat().st_size // 4096) * 4096 for p in paths if p.is_file())
+
+
+def _fill(disk: Path, leave: int) -> None:
+    """Write a ballast file so that ``leave`` bytes stay free on ``disk``."""
+    free = shutil.disk_usage(disk).free
+    with (disk / f"ballast-{uuid.uuid4().hex}").open("wb") as ballast:
+        ballast.truncate(0)
+        chunk = b"\0" * 2**20
+        remaining = max(0, free - leave)
+        while remaining > 0:
+            remaining -= ballast.write(chunk[: min(len(chunk), remaining)])
+
+
+@pytest.mark.parametrize("room", ["all_but_half_the_report", "300_kb"])
+def test_a_full_disk_never_publishes_a_broken_tree(
+    room, small_disk, tmp_path, monkeypatch, planted_csv, settings_file, capsys
+):
+    """Before: with ~2.5 MB left, ``run`` ended "unexpected OSError: [Errno 28] No space left
+    on device" (no path) and the new tree was current without its report.html; with less,
+    SQLite's "database or disk is full" and its SQL. Now: one line naming the path and "no
+    space left", the new tree marked failed, the previous tree current with all its files."""
+    home = small_disk / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("RECURSIVE_CLUSTERS_STORAGE", raising=False)
+    monkeypatch.delenv("RECURSIVE_CLUSTERS_CONFIG", raising=False)
+    command = ["run", "--input", str(planted_csv), "--config", str(settings_file)]
+    assert main(command) == 0
+    store = TreeStore(home / "recursive_clusters")
+    first = store.require_current()
+    files = [p for p in store.tree_dir(first).rglob("*") if p.is_file()]
+    report = store.tree_dir(first) / REPORT_HTML
+    if room == "300_kb":
+        leave = 300 * 1024
+    else:  # room for every file of the tree but half its report
+        leave = _bytes_on_disk(f for f in files if f != report) + _bytes_on_disk([report]) // 2
+    _fill(small_disk, leave)
+    capsys.readouterr()
+
+    code = main(command)
+
+    line = _last_line(capsys)
+    assert code == 2, line
+    assert "no space left on device" in line and str(small_disk) in line, line
+    assert "unexpected" not in line and "INSERT" not in line and "SELECT" not in line
+    assert store.current() == first
+    assert all(p.is_file() for p in files)
+    for tree in (home / "recursive_clusters" / "trees").iterdir():
+        if tree.name != first and (tree / "manifest.json").is_file():
+            assert store.status(tree.name) != "complete"
+
+
+def test_ctrl_c_during_run_leaves_one_line_a_failed_tree_and_no_running_run(
+    grown_tree, tmp_path, planted_csv, settings_file, monkeypatch
+):
+    """Before: exit 1 after 109 lines and 3 tracebacks, the interrupted tree's manifest
+    "building" for good. Now: one line saying which tree is still current, the half tree
+    marked failed (interrupted), its run canceled."""
+    import signal
+    import sys
+    import time
+
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    home = tmp_path / "dagster_home"
+    shutil.copytree(grown_tree, home)  # a home with a current tree
+    store = TreeStore(home / "recursive_clusters")
+    first = store.require_current()
+    env = {k: v for k, v in os.environ.items() if k != "RECURSIVE_CLUSTERS_STORAGE"}
+    env["DAGSTER_HOME"] = str(home)
+    command = [sys.executable, "-m", "recursive_clusters.cli", "run", "--input", str(planted_csv)]
+    process = subprocess.Popen(
+        [*command, "--config", str(settings_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while store.latest_started() in (None, first):  # the new tree has begun
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    time.sleep(2)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    out, err = process.communicate(timeout=120)
+
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert process.returncode == 130, err
+    assert lines[-1] == f"error: interrupted; the current tree is still {first}", err
+    # Dagster's log-capture helpers (``watch_orphans``) share the terminal's process group
+    # and print their own KeyboardInterrupt; nothing else may print a trace.
+    others = err.replace("\n", " ").split("Traceback")[1:]
+    assert all("watch_orphans" in trace for trace in others), err
+    assert "Traceback" not in out
+    assert store.current() == first
+    interrupted = store.latest_started()
+    manifest = store.manifest(interrupted)
+    assert manifest["status"] == "failed" and "interrupted" in manifest["failure"]
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs()
+        assert runs and not [run for run in runs if not run.is_finished]
+        assert runs[0].status in (DagsterRunStatus.CANCELED, DagsterRunStatus.FAILURE)
+
+
+def test_list_and_struct_columns_are_skipped_and_listed_with_why(
+    dagster_home, tmp_path, settings_file, capsys
+):
+    """Before: "unexpected TypeError: unhashable type: 'numpy.ndarray'", naming neither file
+    nor column, even with --feature-columns leaving the column out."""
+    from recursive_clusters_tests.conftest import planted_table
+
+    table = planted_table()
+    table["tags"] = [[i, i + 1] for i in range(len(table))]
+    table["address"] = [{"zip": i, "city": "x"} for i in range(len(table))]
+    path = tmp_path / "nested.parquet"
+    table.to_parquet(path)
+    assert main(["run", "--input", str(path), "--config", str(settings_file)]) == 0
+    out = capsys.readouterr().out
+    assert "'tags' (lists or structs, not numbers)" in out
+    assert "'address' (lists or structs, not numbers)" in out
+    store = TreeStore(dagster_home / "recursive_clusters")
+    assert len(store.read_table(store.require_current(), "assignments")) == len(table)
+
+
+def _prepare(frame, **settings):
+    from recursive_clusters.core.data import prepare
+    from recursive_clusters.core.settings import InputSettings
+
+    return prepare(frame, InputSettings(**settings))
+
+
+def test_standardize_auto_scales_two_columns_on_different_scales():
+    """Before: with two columns the auto rule's ratios could not pass its thresholds, so a
+    column of +-3,000 beside one of 1-9 was "kept as is" and the structure lost."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    two = pd.DataFrame(
+        {"a": rng.uniform(-3000, 3000, 300), "b": rng.integers(1, 10, 300).astype(float)}
+    )
+    prepared = _prepare(two)
+    assert prepared.report["standardized"] is True, prepared.report["standardize_reason"]
+    assert np.allclose(prepared.matrix.std(axis=0), 1.0)
+
+
+def test_tiny_values_are_scaled_or_named_as_constant():
+    """Before: a column of values near 1e-300 was kept "as is" under auto (it is 0 in the
+    float32 the models compute in, so it carried nothing), and with scaling on it
+    was refused as "Values too large to standardise"."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.uniform(1, 9, 300), "tiny": rng.uniform(1, 9, 300) * 1e-300})
+    for standardize in ("auto", True):
+        prepared = _prepare(frame, standardize=standardize)
+        assert prepared.report["standardized"] is True
+        assert np.allclose(prepared.matrix.std(axis=0), 1.0)
+        assert np.isfinite(prepared.matrix.astype(np.float32)).all()
+    kept = _prepare(frame, standardize=False)
+    assert kept.report["dropped_constant_columns"] == ["tiny"]
+    assert list(kept.features.columns) == ["a"]
+
+
+def test_column_names_differing_only_in_case_are_refused_naming_both():
+    """Before: DuckDB's features view renamed F0 to F0_1, so SELECT "F0" FROM features
+    silently returned f0's values."""
+    import pandas as pd
+
+    from recursive_clusters.core.data import InputError
+
+    frame = pd.DataFrame({"f0": [1.0, 2.0, 3.0], "F0": [3.0, 1.0, 2.0], "g": [1.0, 5.0, 2.0]})
+    with pytest.raises(InputError, match=r"differ only in case: 'f0' and 'F0'"):
+        _prepare(frame)
+
+
+def test_a_batch_missing_a_feature_column_is_named():
+    """Before: "Feature columns missing from the input table: ['f2']" for a batch."""
+    import pandas as pd
+
+    from recursive_clusters.core.data import InputError
+
+    frame = pd.DataFrame({"f0": [1.0, 2.0, 3.0], "f1": [3.0, 1.0, 2.0], "f2": [1.0, 5.0, 2.0]})
+    preprocessor = _prepare(frame).preprocessor
+    with pytest.raises(InputError, match=r"missing from batch 'b1.csv' of batches.path .*'f2'"):
+        preprocessor.transform(
+            frame.drop(columns="f2"), "batch 'b1.csv' of batches.path '/data/in'"
+        )
+
+
+def test_an_all_nan_table_is_called_empty_not_constant():
+    import numpy as np
+    import pandas as pd
+
+    from recursive_clusters.core.data import InputError
+
+    frame = pd.DataFrame({"f0": [np.nan] * 4, "f1": [np.nan] * 4})
+    with pytest.raises(InputError, match="All feature columns are empty"):
+        _prepare(frame, non_finite="impute")
+
+
+def test_predict_says_how_many_rows_it_left_out_and_which_tree_scored(
+    dagster_home, tmp_path, capsys
+):
+    """Before: 600 rows in, 40 all-NaN under non_finite: drop, "Scored 560 rows" and no word
+    about the 40, nor which tree scored them."""
+    import numpy as np
+
+    from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
+
+    config = tmp_path / "drop.yaml"
+    config.write_text(
+        yaml.safe_dump({**TEST_SETTINGS, "input": {**TEST_SETTINGS["input"], "non_finite": "drop"}})
+    )
+    table = planted_table()
+    path = tmp_path / "data.parquet"
+    table.to_parquet(path)
+    assert main(["run", "--input", str(path), "--config", str(config)]) == 0
+    generation = TreeStore(dagster_home / "recursive_clusters").require_current()
+    new = table.copy()
+    new.loc[:39, [f"f{i}" for i in range(8)]] = np.nan
+    new_path = tmp_path / "new.parquet"
+    new.to_parquet(new_path)
+    capsys.readouterr()
+    output = tmp_path / "scores.parquet"
+    assert main(["predict", "--input", str(new_path), "--output", str(output)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert f"Scored {len(new) - 40} rows with tree {generation}" in line
+    assert f"40 of {len(new)} rows left out" in line and "'drop'" in line
