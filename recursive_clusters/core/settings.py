@@ -198,22 +198,25 @@ class AcceptanceSettings(_Strict):
         2,
         ge=1,
         le=10,
-        description="Perturbed re-runs (subsample + new seed) per node. Two give the mean "
-        "ARI between perturbed runs and steadier verdicts on small nodes than one.",
+        description="Perturbed re-runs per node: a subsample laid out again with a new seed on "
+        "the node's own k-NN graph, then re-clustered. Two give the mean ARI between perturbed "
+        "runs and steadier verdicts on small nodes than one.",
     )
     subsample_fraction: float = Field(
         0.8,
         gt=0.3,
         lt=1.0,
-        description="Share of the node's rows in each perturbed run and in the null "
-        "(clusterboot's usual 0.8: a 27-row child keeps ~22 rows, above the 15-row floor).",
+        description="Share of the node's rows (of its UMAP fit sample, above "
+        "embedding.fit_sample_size) in each perturbed run and in the null (clusterboot's usual "
+        "0.8: a 27-row child keeps ~22 rows, above the 15-row floor).",
     )
     max_rows: int = Field(
         2000,
         ge=200,
-        description="Cap on the rows of each extra run and of the DBCV sample, so a big node "
-        "costs two ~2000-row runs (~5 s each on one core) whatever its size; the relative "
-        "minimum cluster size keeps a subsample's granularity that of the node.",
+        description="Cap on the rows of the null run and of the DBCV sample, so a big node "
+        "costs one ~2000-row null embedding whatever its size. The perturbed runs are not "
+        "capped: they keep the node's own density (a split of 13,000 rows can vanish in a "
+        "2,000-row sample), and cost a layout of its graph, not a new embedding.",
     )
     min_stability: float = Field(
         0.75,

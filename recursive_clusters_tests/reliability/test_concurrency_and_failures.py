@@ -106,14 +106,14 @@ def test_four_sibling_partitions_in_parallel_processes(rooted_tree):
 
 def test_a_failing_node_leaves_the_others_intact_and_a_relaunch_completes(rooted_tree, monkeypatch):
     defs, storage, generation, _, table, keys = rooted_tree
-    real_embed = levels.embed
+    real_fit_layout = levels.fit_layout
 
-    def embed_failing_on_node_two(matrix, settings, seed):
+    def fit_layout_failing_on_node_two(matrix, settings, seed):
         if seed == NodePath("root.2").seed(42):
             raise RuntimeError("injected failure in node root.2")
-        return real_embed(matrix, settings, seed)
+        return real_fit_layout(matrix, settings, seed)
 
-    monkeypatch.setattr(levels, "embed", embed_failing_on_node_two)
+    monkeypatch.setattr(levels, "fit_layout", fit_layout_failing_on_node_two)
     job = defs.resolve_job_def(level_job_name(2))
     tags = {
         GENERATION_TAG: generation,
@@ -130,7 +130,7 @@ def test_a_failing_node_leaves_the_others_intact_and_a_relaunch_completes(rooted
     assert not _publish(defs, generation)  # incomplete trees are never published
     assert store.current() is None
 
-    monkeypatch.setattr(levels, "embed", real_embed)
+    monkeypatch.setattr(levels, "fit_layout", real_fit_layout)
     with DagsterInstance.get() as instance:
         assert job.execute_in_process(instance=instance, tags=tags).success
     assert _publish(defs, generation)
@@ -176,10 +176,10 @@ def test_a_failed_node_run_fails_the_tree_where_users_look(rooted_tree, monkeypa
     and the error; nothing is published."""
     defs, storage, generation, _, _, keys = rooted_tree
 
-    def embed_failing(matrix, settings, seed):
+    def fit_layout_failing(matrix, settings, seed):
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(levels, "embed", embed_failing)
+    monkeypatch.setattr(levels, "fit_layout", fit_layout_failing)
     tags = {
         GENERATION_TAG: generation,
         "dagster/asset_partition_range_start": keys[0],
