@@ -269,3 +269,78 @@ def test_predict_says_how_many_rows_it_left_out_and_which_tree_scored(
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert f"Scored {len(new) - 40} rows with tree {generation}" in line
     assert f"40 of {len(new)} rows left out" in line and "'drop'" in line
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A real read-only tmpfs: as root, ``chmod`` does not stop a write, a read-only mount
+    does."""
+    mount = tmp_path / "read_only"
+    mount.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a read-only tmpfs needs root and mount(8)")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _home_with_a_tree(grown_tree, tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "dagster_home"
+    shutil.copytree(grown_tree, home)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("RECURSIVE_CLUSTERS_STORAGE", raising=False)
+    monkeypatch.delenv("RECURSIVE_CLUSTERS_CONFIG", raising=False)
+    return home
+
+
+def _refused_in_one_line(command, path: Path, capsys) -> str:
+    capsys.readouterr()
+    code = main(command)
+    line = _last_line(capsys)
+    assert code == 2, line
+    assert "unexpected" not in line and str(path) in line, line
+    return line
+
+
+@pytest.mark.parametrize("command", ["report", "export", "run"])
+def test_a_read_only_destination_is_named_in_one_line(
+    command, read_only_dir, grown_tree, tmp_path, monkeypatch, planted_csv, settings_file, capsys
+):
+    """A write the user's own paths refuse (a read-only mount) ends in one line naming the
+    path and the OS's reason, exit 2, never "unexpected"."""
+    _home_with_a_tree(grown_tree, tmp_path, monkeypatch)
+    target = read_only_dir / "out"
+    argv = {
+        "report": ["report", "--output", str(read_only_dir / "report.html")],
+        "export": ["export", "--output", str(target)],
+        "run": ["run", "--input", str(planted_csv), "--config", str(settings_file)],
+    }[command]
+    if command == "run":
+        monkeypatch.setenv("RECURSIVE_CLUSTERS_STORAGE", str(target))
+    line = _refused_in_one_line(argv, read_only_dir, capsys)
+    assert "read-only file system" in line.lower(), line
+
+
+@pytest.mark.parametrize("command", ["report", "export", "predict", "run"])
+def test_a_destination_under_a_regular_file_is_named_in_one_line(
+    command, grown_tree, tmp_path, monkeypatch, planted_csv, settings_file, capsys
+):
+    """A path under a regular file (ENOTDIR): one line naming the path, never "unexpected"."""
+    _home_with_a_tree(grown_tree, tmp_path, monkeypatch)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    argv = {
+        "report": ["report", "--output", str(blocker / "report.html")],
+        "export": ["export", "--output", str(blocker / "out")],
+        "predict": ["predict", "--input", str(planted_csv), "--output", str(blocker / "s.pq")],
+        "run": ["run", "--input", str(planted_csv), "--config", str(settings_file)],
+    }[command]
+    if command == "run":
+        monkeypatch.setenv("RECURSIVE_CLUSTERS_STORAGE", str(blocker / "storage"))
+    _refused_in_one_line(argv, blocker, capsys)
