@@ -1,6 +1,7 @@
 """What a user trips over (issue 26): a full disk, Ctrl-C, odd columns and names, quiet
 drops. Each test names what the user saw before and checks what they expect instead."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from recursive_clusters.cli import main
-from recursive_clusters.io.store import REPORT_HTML, TreeStore
+from recursive_clusters.io.store import NAMES_JSON, REPORT_HTML, TreeStore
 
 
 def _last_line(capsys) -> str:
@@ -344,3 +345,66 @@ def test_a_destination_under_a_regular_file_is_named_in_one_line(
     if command == "run":
         monkeypatch.setenv("RECURSIVE_CLUSTERS_STORAGE", str(blocker / "storage"))
     _refused_in_one_line(argv, blocker, capsys)
+
+
+def _rename(home: Path, names: dict, tree: str | None = None, capsys=None):
+    """Write ``names.yaml`` for the current tree (or ``tree``), run ``report``: its stderr."""
+    store = TreeStore(home / "recursive_clusters")
+    generation = store.require_current()
+    (store.base_dir / "names.yaml").write_text(
+        yaml.safe_dump({"tree": tree or generation, "names": names})
+    )
+    capsys.readouterr()
+    assert main(["report"]) == 0
+    return store, generation, capsys.readouterr().err
+
+
+def test_names_yaml_for_a_tree_id_with_a_wrong_digit_is_warned_about(
+    grown_tree, tmp_path, monkeypatch, capsys
+):
+    """Before: a tree id with one wrong digit applied nothing, silently (exit 0)."""
+    home = _home_with_a_tree(grown_tree, tmp_path, monkeypatch)
+    generation = TreeStore(home / "recursive_clusters").require_current()
+    wrong = generation[:-1] + ("0" if generation[-1] != "0" else "1")
+    _, _, err = _rename(home, {"root.1": "Night owls"}, tree=wrong, capsys=capsys)
+    assert "warning: " in err and repr(wrong) in err and "names.yaml" in err, err
+    assert f"tree: {generation}" in err, err
+
+
+def test_names_yaml_for_a_path_the_tree_lacks_is_warned_about(
+    grown_tree, tmp_path, monkeypatch, capsys
+):
+    """Before: ``root.9.9: Ghosts`` applied nothing, silently (exit 0)."""
+    home = _home_with_a_tree(grown_tree, tmp_path, monkeypatch)
+    store, generation, err = _rename(
+        home, {"root.9.9": "Ghosts", "root.1": "Night owls"}, capsys=capsys
+    )
+    assert "warning: " in err and "'root.9.9'" in err and generation in err, err
+    assert "'root.1'" not in err, err
+    assert json.loads(store.read_text(generation, NAMES_JSON))["root.1"]["name"] == "Night owls"
+
+
+def test_an_empty_name_in_names_yaml_keeps_the_automatic_name(
+    grown_tree, tmp_path, monkeypatch, capsys
+):
+    """Before: ``root.1:`` (no value) named the leaf "None" in names.json, the report's
+    legend, assignments.parquet and DuckDB."""
+    import duckdb
+
+    from recursive_clusters.names import user_names
+
+    home = _home_with_a_tree(grown_tree, tmp_path, monkeypatch)
+    store = TreeStore(home / "recursive_clusters")
+    generation = store.require_current()
+    automatic = json.loads(store.read_text(generation, NAMES_JSON))
+    leaf = next(path for path in automatic if path.count(".") == 1 and "noise" not in path)
+    _, _, err = _rename(home, {leaf: None, "root": "  "}, capsys=capsys)
+    names = json.loads(store.read_text(generation, NAMES_JSON))
+    assert names[leaf] == automatic[leaf] and names["root"] == automatic["root"]
+    assignments = store.read_table(generation, "assignments")
+    assert "None" not in set(assignments["leaf_name"])
+    with duckdb.connect(str(store.catalog_path), read_only=True) as catalog:
+        rows = catalog.execute("SELECT DISTINCT leaf_name FROM assignments").fetchall()
+    shown = {row[0] for row in rows}
+    assert "None" not in shown
+    assert leaf not in user_names(store, generation)  # the report's legend: names.json under these
