@@ -123,8 +123,8 @@ def build_tree_asset(max_depth: int):
             )
         ids = store.read_table(generation, "ids")
         table = assign_leaves(len(ids), outcomes, settings.recursion.max_depth)
+        table = table.drop(columns="row")  # an id column may be called "row"
         table.insert(0, ids.columns[0], ids.iloc[:, 0].to_numpy())
-        table = table.drop(columns="row")
         leaves = table["leaf_path"].value_counts().sort_index()
         noise_groups = leaves.index.map(is_noise_leaf).to_numpy(dtype=bool)
         summary = {  # counted as the report counts them: noise groups are not leaves

@@ -300,12 +300,13 @@ def _home_with_a_tree(grown_tree, tmp_path, monkeypatch) -> Path:
     return home
 
 
-def _refused_in_one_line(command, path: Path, capsys) -> str:
+def _refused_in_one_line(command, named, capsys) -> str:
+    """``command`` ends in exit 2 and one line naming ``named`` (a path or a column)."""
     capsys.readouterr()
     code = main(command)
     line = _last_line(capsys)
     assert code == 2, line
-    assert "unexpected" not in line and str(path) in line, line
+    assert "unexpected" not in line and str(named) in line, line
     return line
 
 
@@ -408,3 +409,48 @@ def test_an_empty_name_in_names_yaml_keeps_the_automatic_name(
     shown = {row[0] for row in rows}
     assert "None" not in shown
     assert leaf not in user_names(store, generation)  # the report's legend: names.json under these
+
+
+@pytest.mark.parametrize(
+    "name", ["leaf_path", "level_1", "level_7", "is_noise", "confidence", "leaf_name", "path"]
+)
+def test_an_id_column_named_like_an_output_column_is_refused_at_load(name):
+    """Before: the tree was grown, then its publishing stopped with pandas' own "cannot insert
+    leaf_path, already exists"."""
+    import pandas as pd
+
+    from recursive_clusters.core.data import InputError
+
+    frame = pd.DataFrame({name: ["a", "b", "c"], "f0": [1.0, 2.0, 3.0], "f1": [3.0, 1.0, 2.0]})
+    with pytest.raises(InputError, match=rf"id column '{name}' .*reserved: leaf_path.*--id-column"):
+        _prepare(frame, id_column=name)
+
+
+def test_run_with_an_id_column_named_leaf_path_ends_in_one_line_naming_it(
+    dagster_home, tmp_path, settings_file, capsys
+):
+    from recursive_clusters_tests.conftest import planted_table
+
+    path = tmp_path / "ids.parquet"
+    planted_table().rename(columns={"user_id": "leaf_path"}).to_parquet(path)
+    command = ["run", "--input", str(path), "--config", str(settings_file)]
+    line = _refused_in_one_line([*command, "--id-column", "leaf_path"], "'leaf_path'", capsys)
+    assert "cannot insert" not in line and "reserved" in line and "--id-column" in line, line
+    assert TreeStore(dagster_home / "recursive_clusters").current() is None
+
+
+def test_an_id_column_named_row_is_kept_under_its_name(
+    dagster_home, tmp_path, settings_file, capsys
+):
+    """Before: "cannot insert row, already exists" (the assignments' internal row number)."""
+    from recursive_clusters_tests.conftest import planted_table
+
+    table = planted_table().rename(columns={"user_id": "row"})
+    path = tmp_path / "ids.parquet"
+    table.to_parquet(path)
+    command = ["run", "--input", str(path), "--config", str(settings_file), "--id-column", "row"]
+    assert main(command) == 0
+    store = TreeStore(dagster_home / "recursive_clusters")
+    assignments = store.read_table(store.require_current(), "assignments")
+    assert list(assignments.columns).count("row") == 1
+    assert sorted(assignments["row"]) == sorted(table["row"])
