@@ -218,7 +218,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from recursive_clusters.names import rename_tree
+    from recursive_clusters.names import names_warnings, rename_tree
     from recursive_clusters.report import write_report
     from recursive_clusters.resources import TreeStorage
     from recursive_clusters.runner import ensure_dagster_home
@@ -226,7 +226,10 @@ def _report(args: argparse.Namespace) -> int:
     ensure_dagster_home(DEFAULT_HOME)
     store = TreeStorage().store()
     generation = store.require_current()
-    rename_tree(store, generation)  # names.yaml may have changed since the tree was published
+    names = rename_tree(store, generation)  # names.yaml may have changed since publishing
+    previous = store.manifest(generation).get("previous_generation")
+    for warning in names_warnings(store, generation, names, previous):
+        print(f"warning: {warning}", file=sys.stderr)
     target = write_report(store, generation)
     if args.output:
         shutil.copyfile(target, args.output)

@@ -13,6 +13,7 @@ says was kept takes its name along (``core.naming.carried_overrides``), tree aft
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 import pandas as pd
 import yaml
@@ -25,8 +26,8 @@ from recursive_clusters.io.store import COMPARISON_JSON, NAMES_JSON, StorageErro
 NAMES_FILE = "names.yaml"
 
 
-def user_names(store: TreeStore, generation: str) -> dict[str, str]:
-    """The names ``names.yaml`` gives the paths of tree ``generation`` (none for others)."""
+def _names_file(store: TreeStore) -> dict:
+    """``names.yaml`` as written (``{}`` when there is none)."""
     source = store.base_dir / NAMES_FILE
     if not source.is_file():
         return {}
@@ -34,11 +35,58 @@ def user_names(store: TreeStore, generation: str) -> dict[str, str]:
         data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise SettingsError(f"{source} is not valid UTF-8 YAML: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("names", {}), dict):
+    if not isinstance(data, dict) or not isinstance(data.get("names") or {}, dict):
         raise SettingsError(f"{source} must hold 'tree: <id>' and 'names: {{path: name}}'")
+    return data
+
+
+def user_names(store: TreeStore, generation: str) -> dict[str, str]:
+    """The names ``names.yaml`` gives the paths of tree ``generation`` (none for others); a
+    path with an empty name (``root.2:``) keeps its automatic name."""
+    data = _names_file(store)
     if str(data.get("tree")) != generation:
         return {}
-    return {str(path): str(name) for path, name in data.get("names", {}).items()}
+    return {
+        str(path): str(name).strip()
+        for path, name in (data.get("names") or {}).items()
+        if name is not None and str(name).strip()
+    }
+
+
+def names_warnings(
+    store: TreeStore, generation: str, paths: Iterable[str], previous: str | None = None
+) -> list[str]:
+    """What ``names.yaml`` names that does not exist, so that nothing of it is applied
+    silently: a tree id other than tree ``generation`` (whose paths are ``paths``) and the
+    tree before it, ``previous`` (whose names are carried over), or paths the tree lacks."""
+    data = _names_file(store)
+    if not data:
+        return []
+    source = store.base_dir / NAMES_FILE
+    tree = str(data.get("tree"))
+    if tree not in (generation, previous):
+        try:
+            exists = store.tree_dir(tree).is_dir()
+        except Exception:  # not even of a tree id's form
+            exists = False
+        what = "an older tree" if exists else f"not a tree under {store.base_dir / 'trees'}"
+        return [
+            f"{source}: tree {tree!r} is {what}, so its names apply to nothing; to name the "
+            f"current tree write 'tree: {generation}'"
+        ]
+    if tree == previous:
+        try:
+            paths = json.loads(store.read_text(previous, NAMES_JSON))
+        except StorageError:
+            return []
+    known = set(paths)
+    unknown = sorted(str(path) for path in data.get("names") or {} if str(path) not in known)
+    if not unknown:
+        return []
+    return [
+        f"{source}: tree {tree} has no node {', '.join(map(repr, unknown))}, so "
+        f"{'that name applies' if len(unknown) == 1 else 'those names apply'} to nothing"
+    ]
 
 
 def name_tree(store: TreeStore, generation: str, previous: str | None) -> dict[str, dict]:

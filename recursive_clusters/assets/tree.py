@@ -24,7 +24,7 @@ from recursive_clusters.core.settings import Settings
 from recursive_clusters.core.tree import NodeOutcome, assign_leaves, pending_nodes
 from recursive_clusters.core.tree_checks import CheckOutcome, blocking_failures, tree_checks
 from recursive_clusters.io.store import COMPARISON_JSON, TreeStore
-from recursive_clusters.names import leaf_names, name_tree
+from recursive_clusters.names import leaf_names, name_tree, names_warnings
 from recursive_clusters.report import write_report
 from recursive_clusters.resources import TreeStorage
 from recursive_clusters.scoring import predict_agreement, route_training_rows
@@ -123,8 +123,8 @@ def build_tree_asset(max_depth: int):
             )
         ids = store.read_table(generation, "ids")
         table = assign_leaves(len(ids), outcomes, settings.recursion.max_depth)
+        table = table.drop(columns="row")  # an id column may be called "row"
         table.insert(0, ids.columns[0], ids.iloc[:, 0].to_numpy())
-        table = table.drop(columns="row")
         leaves = table["leaf_path"].value_counts().sort_index()
         noise_groups = leaves.index.map(is_noise_leaf).to_numpy(dtype=bool)
         summary = {  # counted as the report counts them: noise groups are not leaves
@@ -155,7 +155,10 @@ def build_tree_asset(max_depth: int):
                     changes[changes["change"] != "kept"].to_markdown(index=False)
                 ),
             }
-        names = name_tree(store, generation, previous if previous != generation else None)
+        prior = previous if previous != generation else None
+        names = name_tree(store, generation, prior)
+        for warning in names_warnings(store, generation, names, prior):
+            context.log.warning(warning)
         table["leaf_name"] = leaf_names(names, table["leaf_path"]).to_numpy()
         rows, sample, routed = route_training_rows(store, generation, settings)
         drivers = _watched_drivers(store, generation, records, settings)

@@ -12,6 +12,7 @@ import dataclasses
 import decimal
 import hashlib
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -308,10 +309,34 @@ def _require_columns(raw: pd.DataFrame, columns: list[str], parameter: str) -> N
         )
 
 
+# Columns the tree writes beside the id column: ``assignments`` (``level_<n>`` for every
+# level) and ``predict``'s output. An id column of one of these names would be a second column
+# of that name.
+ASSIGNMENT_COLUMNS = ("leaf_path", "leaf_name", "is_noise", "confidence", "noise_assigned")
+PREDICT_COLUMNS = ("path", "depth", "confident", "confidence")
+_LEVEL_COLUMN = re.compile(r"level_\d+")
+
+
+def reserved_id_name(id_column: str) -> bool:
+    """Whether an id column of this name would collide with an output column."""
+    return (
+        id_column in ASSIGNMENT_COLUMNS
+        or id_column in PREDICT_COLUMNS
+        or _LEVEL_COLUMN.fullmatch(id_column) is not None
+    )
+
+
 def _validated_ids(raw: pd.DataFrame, id_column: str | None) -> pd.Series:
     """The id column, unique and non-null, or the row number when there is none."""
     if id_column is None:
         return pd.Series(np.arange(len(raw)), name="row_id")
+    if reserved_id_name(id_column):
+        reserved = dict.fromkeys([*ASSIGNMENT_COLUMNS, "level_1, level_2, ...", *PREDICT_COLUMNS])
+        raise InputError(
+            f"id column {id_column!r} (input.id_column) has the name of a column the tree "
+            f"writes beside the ids (reserved: {', '.join(reserved)}); rename it in the input "
+            "table, or give another unique column with --id-column (input.id_column)"
+        )
     if id_column not in raw.columns:
         raise InputError(
             f"id column {id_column!r} (input.id_column) is not in the input table; "

@@ -1,6 +1,7 @@
 """What a user trips over (issue 26): a full disk, Ctrl-C, odd columns and names, quiet
 drops. Each test names what the user saw before and checks what they expect instead."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from recursive_clusters.cli import main
-from recursive_clusters.io.store import REPORT_HTML, TreeStore
+from recursive_clusters.io.store import NAMES_JSON, REPORT_HTML, TreeStore
 
 
 def _last_line(capsys) -> str:
@@ -269,3 +270,187 @@ def test_predict_says_how_many_rows_it_left_out_and_which_tree_scored(
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert f"Scored {len(new) - 40} rows with tree {generation}" in line
     assert f"40 of {len(new)} rows left out" in line and "'drop'" in line
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A real read-only tmpfs: as root, ``chmod`` does not stop a write, a read-only mount
+    does."""
+    mount = tmp_path / "read_only"
+    mount.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a read-only tmpfs needs root and mount(8)")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _home_with_a_tree(grown_tree, tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "dagster_home"
+    shutil.copytree(grown_tree, home)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("RECURSIVE_CLUSTERS_STORAGE", raising=False)
+    monkeypatch.delenv("RECURSIVE_CLUSTERS_CONFIG", raising=False)
+    return home
+
+
+def _refused_in_one_line(command, named, capsys) -> str:
+    """``command`` ends in exit 2 and one line naming ``named`` (a path or a column)."""
+    capsys.readouterr()
+    code = main(command)
+    line = _last_line(capsys)
+    assert code == 2, line
+    assert "unexpected" not in line and str(named) in line, line
+    return line
+
+
+@pytest.mark.parametrize("command", ["report", "export", "run"])
+def test_a_read_only_destination_is_named_in_one_line(
+    command, read_only_dir, grown_tree, tmp_path, monkeypatch, planted_csv, settings_file, capsys
+):
+    """A write the user's own paths refuse (a read-only mount) ends in one line naming the
+    path and the OS's reason, exit 2, never "unexpected"."""
+    _home_with_a_tree(grown_tree, tmp_path, monkeypatch)
+    target = read_only_dir / "out"
+    argv = {
+        "report": ["report", "--output", str(read_only_dir / "report.html")],
+        "export": ["export", "--output", str(target)],
+        "run": ["run", "--input", str(planted_csv), "--config", str(settings_file)],
+    }[command]
+    if command == "run":
+        monkeypatch.setenv("RECURSIVE_CLUSTERS_STORAGE", str(target))
+    line = _refused_in_one_line(argv, read_only_dir, capsys)
+    assert "read-only file system" in line.lower(), line
+
+
+@pytest.mark.parametrize("command", ["report", "export", "predict", "run"])
+def test_a_destination_under_a_regular_file_is_named_in_one_line(
+    command, grown_tree, tmp_path, monkeypatch, planted_csv, settings_file, capsys
+):
+    """A path under a regular file (ENOTDIR): one line naming the path, never "unexpected"."""
+    _home_with_a_tree(grown_tree, tmp_path, monkeypatch)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    argv = {
+        "report": ["report", "--output", str(blocker / "report.html")],
+        "export": ["export", "--output", str(blocker / "out")],
+        "predict": ["predict", "--input", str(planted_csv), "--output", str(blocker / "s.pq")],
+        "run": ["run", "--input", str(planted_csv), "--config", str(settings_file)],
+    }[command]
+    if command == "run":
+        monkeypatch.setenv("RECURSIVE_CLUSTERS_STORAGE", str(blocker / "storage"))
+    _refused_in_one_line(argv, blocker, capsys)
+
+
+def _rename(home: Path, names: dict, tree: str | None = None, capsys=None):
+    """Write ``names.yaml`` for the current tree (or ``tree``), run ``report``: its stderr."""
+    store = TreeStore(home / "recursive_clusters")
+    generation = store.require_current()
+    (store.base_dir / "names.yaml").write_text(
+        yaml.safe_dump({"tree": tree or generation, "names": names})
+    )
+    capsys.readouterr()
+    assert main(["report"]) == 0
+    return store, generation, capsys.readouterr().err
+
+
+def test_names_yaml_for_a_tree_id_with_a_wrong_digit_is_warned_about(
+    grown_tree, tmp_path, monkeypatch, capsys
+):
+    """Before: a tree id with one wrong digit applied nothing, silently (exit 0)."""
+    home = _home_with_a_tree(grown_tree, tmp_path, monkeypatch)
+    generation = TreeStore(home / "recursive_clusters").require_current()
+    wrong = generation[:-1] + ("0" if generation[-1] != "0" else "1")
+    _, _, err = _rename(home, {"root.1": "Night owls"}, tree=wrong, capsys=capsys)
+    assert "warning: " in err and repr(wrong) in err and "names.yaml" in err, err
+    assert f"tree: {generation}" in err, err
+
+
+def test_names_yaml_for_a_path_the_tree_lacks_is_warned_about(
+    grown_tree, tmp_path, monkeypatch, capsys
+):
+    """Before: ``root.9.9: Ghosts`` applied nothing, silently (exit 0)."""
+    home = _home_with_a_tree(grown_tree, tmp_path, monkeypatch)
+    store, generation, err = _rename(
+        home, {"root.9.9": "Ghosts", "root.1": "Night owls"}, capsys=capsys
+    )
+    assert "warning: " in err and "'root.9.9'" in err and generation in err, err
+    assert "'root.1'" not in err, err
+    assert json.loads(store.read_text(generation, NAMES_JSON))["root.1"]["name"] == "Night owls"
+
+
+def test_an_empty_name_in_names_yaml_keeps_the_automatic_name(
+    grown_tree, tmp_path, monkeypatch, capsys
+):
+    """Before: ``root.1:`` (no value) named the leaf "None" in names.json, the report's
+    legend, assignments.parquet and DuckDB."""
+    import duckdb
+
+    from recursive_clusters.names import user_names
+
+    home = _home_with_a_tree(grown_tree, tmp_path, monkeypatch)
+    store = TreeStore(home / "recursive_clusters")
+    generation = store.require_current()
+    automatic = json.loads(store.read_text(generation, NAMES_JSON))
+    leaf = next(path for path in automatic if path.count(".") == 1 and "noise" not in path)
+    _, _, err = _rename(home, {leaf: None, "root": "  "}, capsys=capsys)
+    names = json.loads(store.read_text(generation, NAMES_JSON))
+    assert names[leaf] == automatic[leaf] and names["root"] == automatic["root"]
+    assignments = store.read_table(generation, "assignments")
+    assert "None" not in set(assignments["leaf_name"])
+    with duckdb.connect(str(store.catalog_path), read_only=True) as catalog:
+        rows = catalog.execute("SELECT DISTINCT leaf_name FROM assignments").fetchall()
+    shown = {row[0] for row in rows}
+    assert "None" not in shown
+    assert leaf not in user_names(store, generation)  # the report's legend: names.json under these
+
+
+@pytest.mark.parametrize(
+    "name", ["leaf_path", "level_1", "level_7", "is_noise", "confidence", "leaf_name", "path"]
+)
+def test_an_id_column_named_like_an_output_column_is_refused_at_load(name):
+    """Before: the tree was grown, then its publishing stopped with pandas' own "cannot insert
+    leaf_path, already exists"."""
+    import pandas as pd
+
+    from recursive_clusters.core.data import InputError
+
+    frame = pd.DataFrame({name: ["a", "b", "c"], "f0": [1.0, 2.0, 3.0], "f1": [3.0, 1.0, 2.0]})
+    with pytest.raises(InputError, match=rf"id column '{name}' .*reserved: leaf_path.*--id-column"):
+        _prepare(frame, id_column=name)
+
+
+def test_run_with_an_id_column_named_leaf_path_ends_in_one_line_naming_it(
+    dagster_home, tmp_path, settings_file, capsys
+):
+    from recursive_clusters_tests.conftest import planted_table
+
+    path = tmp_path / "ids.parquet"
+    planted_table().rename(columns={"user_id": "leaf_path"}).to_parquet(path)
+    command = ["run", "--input", str(path), "--config", str(settings_file)]
+    line = _refused_in_one_line([*command, "--id-column", "leaf_path"], "'leaf_path'", capsys)
+    assert "cannot insert" not in line and "reserved" in line and "--id-column" in line, line
+    assert TreeStore(dagster_home / "recursive_clusters").current() is None
+
+
+def test_an_id_column_named_row_is_kept_under_its_name(
+    dagster_home, tmp_path, settings_file, capsys
+):
+    """Before: "cannot insert row, already exists" (the assignments' internal row number)."""
+    from recursive_clusters_tests.conftest import planted_table
+
+    table = planted_table().rename(columns={"user_id": "row"})
+    path = tmp_path / "ids.parquet"
+    table.to_parquet(path)
+    command = ["run", "--input", str(path), "--config", str(settings_file), "--id-column", "row"]
+    assert main(command) == 0
+    store = TreeStore(dagster_home / "recursive_clusters")
+    assignments = store.read_table(store.require_current(), "assignments")
+    assert list(assignments.columns).count("row") == 1
+    assert sorted(assignments["row"]) == sorted(table["row"])
