@@ -17,6 +17,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from recursive_clusters.core.acceptance import (
+    Candidates,
     PerturbedRun,
     SplitEvidence,
     assess_split,
@@ -119,27 +120,26 @@ def finish_node(
     """Cluster an already computed embedding and decide the split (the second asset step).
 
     Given the node's ``matrix`` and its perturbed ``runs`` (``perturbed_runs``) and with
-    ``acceptance.enabled``, the node is clustered at each of ``acceptance.granularities`` and
-    ``assess_split`` chooses and tests one; without them, any clustering with two or more
-    children splits.
+    ``acceptance.enabled``, ``assess_split`` chooses and tests one of its clusterings at
+    ``acceptance.granularities`` (each made when the test first needs it); without them, any
+    clustering with two or more children splits.
     """
     started = time.perf_counter()
     path = NodePath(path)
     seed = path.seed(settings.random_state)
     tested = matrix is not None and runs is not None and settings.acceptance.enabled
-    granularities = settings.acceptance.granularities if tested else [1.0]
-    candidates = [
-        cluster_embedding(embedding, settings.clustering.at_granularity(factor), seed)
-        for factor in granularities
-    ]
-    clustering = candidates[0]
-    seconds = {"cluster": time.perf_counter() - started}
     evidence = None
     if tested:
+        candidates = Candidates(embedding, settings, seed)
+        clustering = candidates[0]  # the node's own clustering: timed apart from the test
+        seconds = {"cluster": time.perf_counter() - started}
         started = time.perf_counter()
         evidence = assess_split(matrix, embedding, candidates, settings, seed, runs)
         clustering = candidates[evidence.choice]
         seconds["accept"] = time.perf_counter() - started
+    else:
+        clustering = cluster_embedding(embedding, settings.clustering, seed)
+        seconds = {"cluster": time.perf_counter() - started}
     decision = decide_split(clustering, path.level, settings, evidence)
     noise_assigned = np.zeros(len(rows), dtype=bool)
     if decision.accepted and settings.clustering.noise_policy == "assign_nearest":

@@ -13,6 +13,7 @@ from sklearn.datasets import make_blobs
 
 from recursive_clusters.core import acceptance
 from recursive_clusters.core.acceptance import (
+    Candidates,
     PerturbedRun,
     SplitEvidence,
     assess_split,
@@ -114,6 +115,29 @@ def test_the_finest_reproducible_granularity_is_kept(blobs):
     assert evidence.scores["stability_1x"] < 0.5 < evidence.scores["stability_2.5x"]
     alone = assess_split(matrix, embedding, [unstable], settings, SEED, runs)
     assert not alone.accepted and "at any granularity" in alone.reason
+
+
+def test_coarser_granularities_are_clustered_only_when_needed(blobs, monkeypatch):
+    """Blobs reproducible at 1x: HDBSCAN never runs at 2.5x or 5x (the costliest), and the
+    verdict is the one the eagerly clustered candidates give."""
+    matrix, embedding, _, runs = blobs
+    eager = [
+        cluster_embedding(embedding, SETTINGS.clustering.at_granularity(factor), SEED)
+        for factor in SETTINGS.acceptance.granularities
+    ]
+    sizes = []
+    real = acceptance.cluster_embedding
+
+    def recording(points, settings, seed=0):
+        sizes.append(settings.min_cluster_size)
+        return real(points, settings, seed)
+
+    monkeypatch.setattr(acceptance, "cluster_embedding", recording)
+    lazy = Candidates(embedding, SETTINGS, SEED)
+    evidence = assess_split(matrix, embedding, lazy, SETTINGS, SEED, runs)
+    assert evidence.accepted and evidence.choice == 0
+    assert set(sizes) == {SETTINGS.clustering.min_cluster_size}
+    assert evidence == assess_split(matrix, embedding, eager, SETTINGS, SEED, runs)
 
 
 def test_dbcv_decides_when_the_backend_reports_no_persistence(blobs, monkeypatch):
