@@ -68,8 +68,10 @@ class Layout:
         node, so a split that only exists at the node's own density is tested at it; the cost
         is the layout alone (measured: 3 s on 9,400 of MNIST's 11,800 4s and 9s, against
         31 s for the node's own fit and 9.4 s for a re-embedding of the same rows)."""
-        sub = copy.copy(self.reducer)
+        sub = copy.copy(self.reducer)  # the fitted UMAP with the restricted graph, unchanged
         sub.graph_ = self.reducer.graph_.tocsr()[vertices][:, vertices]
+        # umap-learn's own step from graph to layout (its hook for subclasses, as
+        # ParametricUMAP uses it), so the re-layout follows the node's fit in every parameter.
         with single_threaded_blas():
             coordinates, _ = sub._fit_embed_data(
                 self.graph_data[vertices], sub.n_epochs, "spectral", np.random.RandomState(seed)
