@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile-columns",
         help="Comma-separated columns carried along for profiles, never clustered on.",
     )
-    run.add_argument("--config", help="YAML settings file; see README 'Parameters'.")
+    run.add_argument("--config", help="YAML settings file; see docs/parameters.md.")
     run.add_argument("--max-depth", type=int, help="Levels of the tree (overrides the config).")
     run.set_defaults(handler=_run_tree)
 
