@@ -70,7 +70,7 @@ def grow(table: pd.DataFrame, directory: Path, extra: list[str] = ()) -> None:
 
 def open_current():
     from recursive_clusters.core.settings import parse_settings
-    from recursive_clusters.resources import TreeStorage
+    from recursive_clusters.defs.resources import TreeStorage
 
     store = TreeStorage().store()
     generation = store.require_current()
@@ -81,7 +81,7 @@ def open_current():
 def score(store, generation, settings, baseline, batch: pd.DataFrame):
     """What the ``scored_batches`` asset computes for one batch."""
     from recursive_clusters.core.drift import measure_drift
-    from recursive_clusters.scoring import route, tree_features
+    from recursive_clusters.trees.scoring import route, tree_features
 
     features, _ = tree_features(store, generation, batch)
     routed = route(store, generation, settings, features)
@@ -186,7 +186,7 @@ def tree_depth(records: dict[str, dict]) -> int:
 def score_only(rows: int, columns: int) -> None:
     """In a fresh process: one batch of ``rows`` through the current tree, timed."""
     from recursive_clusters.core.drift import measure_drift
-    from recursive_clusters.scoring import route, tree_features
+    from recursive_clusters.trees.scoring import route, tree_features
 
     store, generation, settings, baseline = open_current()
     batch = digit_rows(rows, columns, seed=1)

@@ -29,7 +29,7 @@ PROBE = """
 import json, time
 started = time.perf_counter()
 import numpy as np
-import recursive_clusters.definitions  # the code location: Dagster, assets, jobs, sensors
+import recursive_clusters.defs.definitions  # the code location: Dagster, assets, jobs, sensors
 import umap, hdbscan, xgboost, shap
 imported = time.perf_counter()
 from recursive_clusters.core.embedding import embed

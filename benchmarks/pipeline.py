@@ -143,7 +143,7 @@ def tree_quality(storage_dir: Path) -> dict[str, float]:
     from sklearn.metrics import adjusted_rand_score
 
     from recursive_clusters.io.store import TreeStore
-    from recursive_clusters.scoring import score_table
+    from recursive_clusters.trees.scoring import score_table
 
     store = TreeStore(storage_dir)
     generation = store.require_current()

@@ -45,12 +45,12 @@ def _split(value: str | None) -> list[str] | None:
 def _code_location(settings):
     """The Dagster definitions for ``settings``, written to a settings file under the
     storage so that the UI (``ui --config``) launches the same trees; and that file."""
-    from recursive_clusters.definitions import build_definitions
-    from recursive_clusters.resources import TreeStorage
+    from recursive_clusters.defs.definitions import build_definitions
+    from recursive_clusters.defs.resources import TreeStorage
 
     storage = TreeStorage()
     storage.store()  # refuses a storage path that names a file, naming the variable
-    settings_file = Path(storage.base_dir) / "settings" / f"{settings.fingerprint()}.yaml"
+    settings_file = storage.store().settings_file(settings)
     settings_file.parent.mkdir(parents=True, exist_ok=True)
     settings_file.write_text(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
     storage = TreeStorage(base_dir=storage.base_dir, settings_path=str(settings_file))
@@ -72,7 +72,7 @@ def _published(store, generation: str) -> dict:
 
 
 def _run_tree(args: argparse.Namespace) -> int:
-    from recursive_clusters.runner import ensure_dagster_home, grow_tree, open_instance
+    from recursive_clusters.defs.runner import ensure_dagster_home, grow_tree, open_instance
 
     if getattr(args, "drift", False):
         return _demo_drift(args)
@@ -87,7 +87,8 @@ def _run_tree(args: argparse.Namespace) -> int:
 
 
 def _print_tree(store, generation: str, settings_file: Path, home: Path) -> None:
-    from recursive_clusters.io.store import FEATURES_REPORT_JSON, REPORT_HTML
+    from recursive_clusters.defs.resources import SETTINGS_ENV
+    from recursive_clusters.io.store import ASSIGNMENTS_TABLE, FEATURES_REPORT_JSON, REPORT_HTML
 
     manifest = _published(store, generation)
     print(
@@ -95,12 +96,12 @@ def _print_tree(store, generation: str, settings_file: Path, home: Path) -> None
         f"{manifest.get('n_leaves')} leaves, noise groups: {manifest.get('n_noise_groups', 0)}, "
         f"{manifest.get('noise_fraction', 0):.1%} noise.\n"
         f"  report:      {store.tree_dir(generation) / REPORT_HTML}\n"
-        f"  assignments: {store.table_path(generation, 'assignments')}\n"
+        f"  assignments: {store.table_path(generation, ASSIGNMENTS_TABLE)}\n"
         f"  tree files:  {store.tree_dir(generation)}\n"
         f"  DuckDB:      {store.catalog_path}  (e.g. SELECT leaf_path, count(*) FROM "
         "assignments GROUP BY 1)\n"
         f"  Dagster UI:  recursive-clusters ui --config {settings_file}\n"
-        f"               (or: DAGSTER_HOME={home} RECURSIVE_CLUSTERS_CONFIG={settings_file} "
+        f"               (or: DAGSTER_HOME={home} {SETTINGS_ENV}={settings_file} "
         "dagster dev -w workspace.yaml)"
     )
     prepared = json.loads(store.read_text(generation, FEATURES_REPORT_JSON))
@@ -113,20 +114,20 @@ def _print_tree(store, generation: str, settings_file: Path, home: Path) -> None
 def _demo_drift(args: argparse.Namespace) -> int:
     """The loop a team runs every day, on the digits: a tree that never saw the 9s, a quiet
     batch, a batch with 9s that drifts, and the re-clustering it launches."""
-    from recursive_clusters.assets.common import TRIGGER_TAG
     from recursive_clusters.core.settings import parse_settings
-    from recursive_clusters.demo import HELD_OUT_DIGIT, write_demo_batches, write_drift_demo
-    from recursive_clusters.io.store import COMPARISON_JSON
-    from recursive_clusters.resources import TreeStorage
-    from recursive_clusters.runner import (
+    from recursive_clusters.defs.keys import TRIGGER_TAG
+    from recursive_clusters.defs.resources import TreeStorage
+    from recursive_clusters.defs.runner import (
         ensure_dagster_home,
         grow_tree,
         open_instance,
         score_new_batches,
     )
+    from recursive_clusters.demo import HELD_OUT_DIGIT, write_demo_batches, write_drift_demo
+    from recursive_clusters.io.store import ASSIGNMENTS_TABLE, COMPARISON_JSON
 
     home = ensure_dagster_home(DEFAULT_HOME)
-    directory = Path(TreeStorage().base_dir) / "demo_drift"
+    directory = TreeStorage().store().demo_drift_dir
     raw = write_drift_demo(directory)
     if args.max_depth is not None:
         raw["recursion"] = {"max_depth": args.max_depth}
@@ -149,7 +150,7 @@ def _demo_drift(args: argparse.Namespace) -> int:
         print(f"3/3 Re-clustering the input plus the batches ({request.tags[TRIGGER_TAG]}) ...")
         second = grow_tree(instance, defs, depth, launch_tags=request.tags)
     _print_tree(store, second, settings_file, home)
-    assignments = store.read_table(second, "assignments").set_index("digit_id")
+    assignments = store.read_table(second, ASSIGNMENTS_TABLE).set_index("digit_id")
     leaves = assignments.loc[new_ids, "leaf_path"].value_counts()
     comparison = json.loads(store.read_text(second, COMPARISON_JSON))
     print(
@@ -177,25 +178,25 @@ def feature_lines(report: dict) -> list[str]:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from recursive_clusters.io.store import output_directory
-    from recursive_clusters.resources import TreeStorage
-    from recursive_clusters.runner import ensure_dagster_home
+    from recursive_clusters.defs.resources import TreeStorage
+    from recursive_clusters.defs.runner import ensure_dagster_home
+    from recursive_clusters.io.store import ASSIGNMENTS_TABLE, output_directory
 
     ensure_dagster_home(DEFAULT_HOME)
     store = TreeStorage().store()
     generation = store.require_current()
     target = output_directory(args.output, "--output") / "assignments.parquet"
-    shutil.copyfile(store.table_path(generation, "assignments"), target)
+    shutil.copyfile(store.table_path(generation, ASSIGNMENTS_TABLE), target)
     print(f"Wrote {target} (tree {generation})")
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
     from recursive_clusters.core.settings import InputSettings
+    from recursive_clusters.defs.resources import TreeStorage
+    from recursive_clusters.defs.runner import ensure_dagster_home
     from recursive_clusters.io.store import output_file, write_parquet
-    from recursive_clusters.resources import TreeStorage
-    from recursive_clusters.runner import ensure_dagster_home
-    from recursive_clusters.scoring import score_file
+    from recursive_clusters.trees.scoring import score_file
 
     ensure_dagster_home(DEFAULT_HOME)
     store = TreeStorage().store()
@@ -218,10 +219,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from recursive_clusters.names import names_warnings, rename_tree
+    from recursive_clusters.defs.resources import TreeStorage
+    from recursive_clusters.defs.runner import ensure_dagster_home
     from recursive_clusters.report import write_report
-    from recursive_clusters.resources import TreeStorage
-    from recursive_clusters.runner import ensure_dagster_home
+    from recursive_clusters.trees.names import names_warnings, rename_tree
 
     ensure_dagster_home(DEFAULT_HOME)
     store = TreeStorage().store()
@@ -246,14 +247,15 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from recursive_clusters.runner import ensure_dagster_home
+    from recursive_clusters.defs.resources import SETTINGS_ENV
+    from recursive_clusters.defs.runner import ensure_dagster_home
 
     home = ensure_dagster_home(DEFAULT_HOME)
     env = dict(os.environ)
     if args.config:
-        env["RECURSIVE_CLUSTERS_CONFIG"] = str(Path(args.config).resolve())
+        env[SETTINGS_ENV] = str(Path(args.config).resolve())
     command = [
-        sys.executable, "-m", "dagster", "dev", "-m", "recursive_clusters.definitions",
+        sys.executable, "-m", "dagster", "dev", "-m", "recursive_clusters.defs.definitions",
         "--host", args.host, "--port", str(args.port),
     ]  # fmt: skip
     print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={home}); Ctrl+C stops it.")
@@ -293,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile-columns",
         help="Comma-separated columns carried along for profiles, never clustered on.",
     )
-    run.add_argument("--config", help="YAML settings file; see README 'Parameters'.")
+    run.add_argument("--config", help="YAML settings file; see docs/parameters.md.")
     run.add_argument("--max-depth", type=int, help="Levels of the tree (overrides the config).")
     run.set_defaults(handler=_run_tree)
 
@@ -354,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
 def _current_tree_line() -> str:
     """Which tree is current, for the line that ends an interrupted command."""
     try:
-        from recursive_clusters.resources import TreeStorage
+        from recursive_clusters.defs.resources import TreeStorage
 
         current = TreeStorage().store().current()
     except Exception:  # an interrupt must still end with one line

@@ -170,8 +170,8 @@ def test_leaf_summary_orders_paths_naturally():
 def test_report_asset_materializes(tree):
     from dagster import materialize
 
-    from recursive_clusters.assets.report import build_report_asset
-    from recursive_clusters.resources import TreeStorage
+    from recursive_clusters.defs.assets.report import build_report_asset
+    from recursive_clusters.defs.resources import TreeStorage
 
     store, _ = tree
     asset = build_report_asset(max_depth=2)

@@ -43,6 +43,7 @@ import pandas as pd
 from recursive_clusters.core.acceptance import PerturbedRun
 from recursive_clusters.core.drift import DriftBaseline
 from recursive_clusters.core.paths import NodePath
+from recursive_clusters.core.settings import Settings, parse_settings
 from recursive_clusters.io.atomic import atomic_path, os_reason
 from recursive_clusters.io.tables import sql_string
 
@@ -60,6 +61,18 @@ COMPARISON_JSON = "comparison.json"  # how the tree maps to the one it replaced
 NAMES_JSON = "names.json"  # each node's and leaf's name and where it came from
 REPORT_HTML = "report.html"
 SCORED_TABLE_PARQUET = "scored_table.parquet"  # the score_table job's default output
+
+# Tables of a tree (``TreeStore.write_table``/``read_table``), each ``<name>.parquet``.
+ASSIGNMENTS_TABLE = "assignments"  # one row per input row: its leaf, path and confidence
+SOURCE_ROWS_TABLE = "source"  # the input rows as read, snapshotted when the tree started
+FEATURES_TABLE = "features"  # the validated feature matrix
+IDS_TABLE = "ids"
+PROFILE_TABLE = "profile"  # columns described per cluster, not clustered on
+PIXELS_TABLE = "pixels"  # image inputs: the pixels, for mean images
+# Tables of a node (``TreeStore.write_node_table``/``read_node_table``).
+CLASSIFIER_METRICS_TABLE = "classifier_metrics"
+DRIVERS_TABLE = "drivers"
+SHAP_TABLE = "shap"
 
 # The pictures of a node, by name (``TreeStore.node_png``).
 EMBEDDING_PNG = "embedding"
@@ -145,6 +158,28 @@ class TreeStore:
 
     def manifest(self, generation: str) -> dict:
         return read_json(self.tree_dir(generation) / "manifest.json")
+
+    def tree_settings(self, generation: str) -> Settings:
+        """The settings tree ``generation`` was started with, frozen in its manifest: every
+        node of a tree uses them, whatever settings the code location holds now."""
+        return parse_settings(
+            self.manifest(generation)["settings"], source=f"manifest of tree {generation}"
+        )
+
+    # -- files beside the trees ----------------------------------------------------------
+    def settings_file(self, settings: Settings) -> Path:
+        """Where a settings file the CLI hands to the code location is kept, by fingerprint."""
+        return self.base_dir / "settings" / f"{settings.fingerprint()}.yaml"
+
+    @property
+    def names_file(self) -> Path:
+        """``names.yaml``: the names a user chose for one tree's paths."""
+        return self.base_dir / "names.yaml"
+
+    @property
+    def demo_drift_dir(self) -> Path:
+        """The drift demo's input table and batches (``run --drift``)."""
+        return self.base_dir / "demo_drift"
 
     def status(self, generation: str) -> str:
         """``building``, ``complete`` or ``failed``; ``missing`` when the tree has no manifest."""
@@ -381,7 +416,7 @@ class TreeStore:
         manifest["completed_at"] = datetime.now(UTC).isoformat()
         switched_catalog = False
         try:
-            target = self.write_table(generation, "assignments", assignments)
+            target = self.write_table(generation, ASSIGNMENTS_TABLE, assignments)
             write_json(tree / "manifest.json", manifest)  # the report shows the summary
             written = [target, tree / "manifest.json"]
             if before_switch is not None:
@@ -439,12 +474,12 @@ class TreeStore:
         table = f"assignments_{generation}"
         connection.execute(
             f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM read_parquet('
-            f"{sql_string(str(tree / 'assignments.parquet'))})"
+            f"{sql_string(str(self.table_path(generation, ASSIGNMENTS_TABLE)))})"
         )
-        features = sql_string(str(tree / "features.parquet"))
+        features = sql_string(str(self.table_path(generation, FEATURES_TABLE)))
         views = {
-            "assignments": f'SELECT * FROM "{table}"',
-            "features": f"SELECT * FROM read_parquet({features})",
+            ASSIGNMENTS_TABLE: f'SELECT * FROM "{table}"',
+            FEATURES_TABLE: f"SELECT * FROM read_parquet({features})",
             "node_embeddings": "SELECT * FROM read_parquet("
             f"{sql_string(str(tree / 'nodes' / '*' / 'embedding.parquet'))}, filename = true)",
             "node_labels": "SELECT * FROM read_parquet("

@@ -25,7 +25,9 @@ from recursive_clusters.core.paths import ROOT, NodePath, leaf_sort_key
 from recursive_clusters.core.profiles import profile_rows
 from recursive_clusters.io.atomic import atomic_path
 from recursive_clusters.io.store import (
+    CLASSIFIER_METRICS_TABLE,
     COMPARISON_JSON,
+    DRIVERS_TABLE,
     EMBEDDING_PNG,
     MEAN_IMAGES_PNG,
     NAMES_JSON,
@@ -34,7 +36,6 @@ from recursive_clusters.io.store import (
     shap_pixels_png,
     shap_png,
 )
-from recursive_clusters.names import user_names
 from recursive_clusters.report.maps import (
     MAX_MAP_POINTS,
     mean_image_uri,
@@ -52,6 +53,7 @@ from recursive_clusters.report.model import (
     node_table,
     stability,
 )
+from recursive_clusters.trees.names import user_names
 
 
 def _script_json(value: object) -> Markup:
@@ -235,8 +237,8 @@ def _cards(store: TreeStore, tree: Tree, entry: Entry, names: dict[str, str]) ->
     def picture(name: str) -> str | None:
         return png_uri(store.read_node_png(tree.generation, entry.path, name))
 
-    metrics = node_table(store, tree.generation, entry.path, "classifier_metrics")
-    drivers = node_table(store, tree.generation, entry.path, "drivers")
+    metrics = node_table(store, tree.generation, entry.path, CLASSIFIER_METRICS_TABLE)
+    drivers = node_table(store, tree.generation, entry.path, DRIVERS_TABLE)
     labels = store.read_labels(tree.generation, entry.path)
     label_of_row = pd.Series(labels["label"].to_numpy(), index=labels["row"].to_numpy())
     children = []

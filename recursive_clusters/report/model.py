@@ -14,9 +14,17 @@ from recursive_clusters.core.acceptance import jaccard_band
 from recursive_clusters.core.data import FeaturePreprocessor
 from recursive_clusters.core.paths import ROOT, NodePath, leaf_sort_key
 from recursive_clusters.core.profiles import ProfileColumn
-from recursive_clusters.core.settings import Settings, parse_settings
+from recursive_clusters.core.settings import Settings
 from recursive_clusters.core.tree import ZOOMED_INTO
-from recursive_clusters.io.store import PREPROCESSOR_JSON, TreeStore
+from recursive_clusters.io.store import (
+    ASSIGNMENTS_TABLE,
+    FEATURES_TABLE,
+    IDS_TABLE,
+    PIXELS_TABLE,
+    PREPROCESSOR_JSON,
+    PROFILE_TABLE,
+    TreeStore,
+)
 
 
 def leaf_summary(assignments: pd.DataFrame) -> pd.DataFrame:
@@ -130,11 +138,11 @@ def walk(records: dict[str, dict]) -> list[Entry]:
 
 def load_tree(store: TreeStore, generation: str) -> Tree:
     manifest = store.manifest(generation)
-    settings = parse_settings(manifest["settings"], source=f"manifest of tree {generation}")
+    settings = store.tree_settings(generation)
     records = store.node_records(generation)
-    ids = store.read_table(generation, "ids").iloc[:, 0]
-    profile = store.read_table(generation, "profile")
-    features = store.read_table(generation, "features")
+    ids = store.read_table(generation, IDS_TABLE).iloc[:, 0]
+    profile = store.read_table(generation, PROFILE_TABLE)
+    features = store.read_table(generation, FEATURES_TABLE)
     return Tree(
         generation=generation,
         manifest=manifest,
@@ -142,7 +150,7 @@ def load_tree(store: TreeStore, generation: str) -> Tree:
         records=records,
         entries=walk(records),
         ids=ids,
-        assignments=store.read_table(generation, "assignments"),
+        assignments=store.read_table(generation, ASSIGNMENTS_TABLE),
         profile=[ProfileColumn.of(str(c), profile[c]) for c in profile.columns]
         if len(profile) == len(ids)
         else [],
@@ -150,7 +158,7 @@ def load_tree(store: TreeStore, generation: str) -> Tree:
         standardized=store.has_text(generation, PREPROCESSOR_JSON)
         and FeaturePreprocessor.from_json(store.read_text(generation, PREPROCESSOR_JSON)).means
         is not None,
-        pixels=store.read_table(generation, "pixels") if settings.input.image_shape else None,
+        pixels=store.read_table(generation, PIXELS_TABLE) if settings.input.image_shape else None,
     )
 
 

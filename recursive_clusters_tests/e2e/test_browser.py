@@ -37,7 +37,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from recursive_clusters.assets.common import GENERATION_TAG
+from recursive_clusters.defs.keys import GENERATION_TAG
 from recursive_clusters.io.tables import load_demo_digits
 
 try:

@@ -7,9 +7,14 @@ import pandas as pd
 from dagster import AssetCheckKey, DagsterInstance
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from recursive_clusters.assets.batches import DRIFT_CHECK, SCORED_BATCHES
-from recursive_clusters.assets.common import GENERATION_TAG, TRIGGER_TAG
-from recursive_clusters.jobs import GROW_TREE_JOB, SCORE_BATCHES_JOB
+from recursive_clusters.defs.keys import (
+    DRIFT_CHECK,
+    GENERATION_TAG,
+    GROW_TREE_JOB,
+    SCORE_BATCHES_JOB,
+    SCORED_BATCHES,
+    TRIGGER_TAG,
+)
 from recursive_clusters_tests.conftest import planted_table
 from recursive_clusters_tests.pipeline.ticks import first_tree, grow_until_quiet, setup, tick
 

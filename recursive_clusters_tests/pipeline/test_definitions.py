@@ -6,7 +6,7 @@ import yaml
 from dagster import AssetKey, DefaultScheduleStatus
 
 from recursive_clusters.core.settings import parse_settings
-from recursive_clusters.definitions import build_definitions, defs
+from recursive_clusters.defs.definitions import build_definitions, defs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,14 +49,14 @@ def test_the_shipped_dagster_yaml_turns_off_the_first_visit_dialog():
 
 
 def test_repo_dagster_yaml_is_the_packaged_instance_template():
-    packaged = REPO / "recursive_clusters" / "dagster_instance.yaml"
+    packaged = REPO / "recursive_clusters" / "defs" / "dagster_instance.yaml"
     assert (REPO / "dagster.yaml").read_text() == packaged.read_text()
 
 
 def test_readme_documents_every_setting():
     from recursive_clusters.core.settings import settings_reference
 
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "parameters.md").read_text()
     missing = [key for key, _, _ in settings_reference() if f"`{key}`" not in readme]
     assert not missing
 

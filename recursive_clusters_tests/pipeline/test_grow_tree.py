@@ -6,8 +6,8 @@ from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 from sklearn.metrics import adjusted_rand_score
 
 from recursive_clusters.cli import main
+from recursive_clusters.defs.resources import TreeStorage
 from recursive_clusters.io.store import TreeStore
-from recursive_clusters.resources import TreeStorage
 
 
 def _store(home) -> TreeStore:

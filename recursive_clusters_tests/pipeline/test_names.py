@@ -5,8 +5,8 @@ import json
 import yaml
 from dagster import DagsterInstance
 
-from recursive_clusters.names import NAMES_FILE, rename_tree
 from recursive_clusters.report import write_report
+from recursive_clusters.trees.names import rename_tree
 from recursive_clusters_tests.conftest import planted_table
 from recursive_clusters_tests.pipeline.ticks import first_tree, grow_until_quiet, launch, setup
 
@@ -22,7 +22,7 @@ def test_names_reach_the_assignments_and_a_chosen_name_follows_its_leaf(dagster_
         assert (assignments["leaf_name"] == names[leaf]["name"]).any()
         assert names[leaf]["source"] == "auto" and " · " in names[leaf]["name"]
 
-        names_file = store.base_dir / NAMES_FILE
+        names_file = store.names_file
         names_file.write_text(yaml.safe_dump({"tree": first, "names": {leaf: "<b>Night owls"}}))
         rename_tree(store, first)  # what `recursive-clusters report` does first
         named = store.read_table(first, "assignments")

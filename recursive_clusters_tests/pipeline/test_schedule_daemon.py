@@ -19,7 +19,7 @@ import yaml
 from dagster import DagsterInstance, RunsFilter
 from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
 
-from recursive_clusters.assets.common import GENERATION_TAG
+from recursive_clusters.defs.keys import GENERATION_TAG
 from recursive_clusters.io.store import TreeStore
 from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
 

@@ -11,16 +11,21 @@ from dagster import (
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from recursive_clusters.assets.common import GENERATION_TAG, THREADS_TAG
-from recursive_clusters.assets.tree import TREE_ASSET, TREE_COMPLETE_CHECK
 from recursive_clusters.cli import main
 from recursive_clusters.core.parallelism import SIBLING_RUNS_ENV, available_cores
 from recursive_clusters.core.paths import NodePath
-from recursive_clusters.growth import chunks
-from recursive_clusters.jobs import GROW_TREE_JOB, PUBLISH_TREE_JOB
-from recursive_clusters.resources import TreeStorage
-from recursive_clusters.runner import _apply
-from recursive_clusters.sensors import default_parallel_runs
+from recursive_clusters.defs.growth import chunks
+from recursive_clusters.defs.keys import (
+    GENERATION_TAG,
+    GROW_TREE_JOB,
+    PUBLISH_TREE_JOB,
+    THREADS_TAG,
+    TREE_ASSET,
+    TREE_COMPLETE_CHECK,
+)
+from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.defs.runner import _apply
+from recursive_clusters.defs.sensors import default_parallel_runs
 from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
 from recursive_clusters_tests.pipeline.ticks import (
     first_tree,

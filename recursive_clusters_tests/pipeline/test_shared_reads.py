@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from recursive_clusters.assets.common import read_features
+from recursive_clusters.defs.assets.common import read_features
 from recursive_clusters.io.store import StorageError, TreeStore
 
 GENERATION = "0123456789abcdef"

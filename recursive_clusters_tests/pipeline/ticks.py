@@ -4,12 +4,11 @@ import pandas as pd
 import yaml
 from dagster import build_sensor_context
 
-from recursive_clusters.assets.common import GENERATION_TAG
 from recursive_clusters.core.settings import parse_settings
-from recursive_clusters.definitions import build_definitions
-from recursive_clusters.jobs import GROW_TREE_JOB
-from recursive_clusters.resources import TreeStorage
-from recursive_clusters.runner import _apply, ensure_dagster_home
+from recursive_clusters.defs.definitions import build_definitions
+from recursive_clusters.defs.keys import GENERATION_TAG, GROW_TREE_JOB
+from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.defs.runner import _apply, ensure_dagster_home
 from recursive_clusters_tests.conftest import TEST_SETTINGS
 
 

@@ -9,16 +9,21 @@ import yaml
 from dagster import AssetCheckKey, DagsterInstance, build_run_status_sensor_context
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from recursive_clusters.assets import levels
-from recursive_clusters.assets.common import GENERATION_TAG
-from recursive_clusters.assets.tree import TREE_ASSET, TREE_COMPLETE_CHECK
 from recursive_clusters.core.paths import NodePath
 from recursive_clusters.core.settings import parse_settings
-from recursive_clusters.definitions import build_definitions
-from recursive_clusters.growth import plan_growth
-from recursive_clusters.jobs import GROW_TREE_JOB, PUBLISH_TREE_JOB, level_job_name
-from recursive_clusters.resources import TreeStorage
-from recursive_clusters.runner import _apply, ensure_dagster_home
+from recursive_clusters.defs.assets import levels
+from recursive_clusters.defs.definitions import build_definitions
+from recursive_clusters.defs.growth import plan_growth
+from recursive_clusters.defs.keys import (
+    GENERATION_TAG,
+    GROW_TREE_JOB,
+    PUBLISH_TREE_JOB,
+    TREE_ASSET,
+    TREE_COMPLETE_CHECK,
+    level_job_name,
+)
+from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.defs.runner import _apply, ensure_dagster_home
 from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
 
 N_TOPS = 4
@@ -27,8 +32,8 @@ RUN_ONE_PARTITION = """
 import sys, yaml
 from dagster import DagsterInstance
 from recursive_clusters.core.settings import parse_settings
-from recursive_clusters.definitions import build_definitions
-from recursive_clusters.resources import TreeStorage
+from recursive_clusters.defs.definitions import build_definitions
+from recursive_clusters.defs.resources import TreeStorage
 settings_path, storage_dir, key, generation = sys.argv[1:5]
 settings = parse_settings(yaml.safe_load(open(settings_path)))
 defs = build_definitions(settings, TreeStorage(base_dir=storage_dir, settings_path=settings_path))

@@ -392,7 +392,7 @@ def test_an_empty_name_in_names_yaml_keeps_the_automatic_name(
     legend, assignments.parquet and DuckDB."""
     import duckdb
 
-    from recursive_clusters.names import user_names
+    from recursive_clusters.trees.names import user_names
 
     home = _home_with_a_tree(grown_tree, tmp_path, monkeypatch)
     store = TreeStore(home / "recursive_clusters")

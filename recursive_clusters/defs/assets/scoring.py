@@ -4,9 +4,10 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from pydantic import Field
 
 from recursive_clusters.core.settings import InputSettings
+from recursive_clusters.defs.keys import SCORING_GROUP, TREE_ASSET
+from recursive_clusters.defs.resources import TreeStorage
 from recursive_clusters.io.store import SCORED_TABLE_PARQUET, output_file, write_parquet
-from recursive_clusters.resources import TreeStorage
-from recursive_clusters.scoring import score_file
+from recursive_clusters.trees.scoring import score_file
 
 
 class ScoringConfig(Config):
@@ -20,8 +21,8 @@ class ScoringConfig(Config):
 
 
 @asset(
-    group_name="scoring",
-    deps=["cluster_tree"],
+    group_name=SCORING_GROUP,
+    deps=[TREE_ASSET],
     description="New rows routed to a leaf of the current tree by its classifiers alone.",
 )
 def scored_table(

@@ -23,11 +23,16 @@ from dagster import (
     run_failure_sensor,
 )
 
-from recursive_clusters.assets.common import GENERATION_TAG
-from recursive_clusters.assets.tree import TREE_ASSET, TREE_COMPLETE_CHECK
-from recursive_clusters.dagster_internals import WILL_RETRY_TAG, UnresolvedAssetJobDefinition
+from recursive_clusters.defs.dagster_internals import WILL_RETRY_TAG, UnresolvedAssetJobDefinition
+from recursive_clusters.defs.keys import (
+    FAILURE_SENSOR,
+    GENERATION_TAG,
+    TREE_ASSET,
+    TREE_COMPLETE_CHECK,
+)
+from recursive_clusters.defs.resources import TreeStorage
 from recursive_clusters.io.store import StorageError, TreeStore
-from recursive_clusters.resources import TreeStorage
+from recursive_clusters.trees.publish import fail_tree
 
 
 def report_tree_failure(
@@ -39,7 +44,7 @@ def report_tree_failure(
     re-run by hand, the report) does not unpublish it, and its run says what failed."""
     with contextlib.suppress(StorageError, OSError):  # files gone or the disk full: the check
         # still says what happened
-        if not store.mark_failed(generation, reason):
+        if not fail_tree(store, generation, reason):
             return
     current = store.current()
     instance.report_runless_asset_event(
@@ -78,7 +83,7 @@ def build_tree_failure_sensor(jobs: Sequence[UnresolvedAssetJobDefinition]) -> S
     """Watches the tree's jobs; a failed run (that will not be retried) fails its tree."""
 
     @run_failure_sensor(
-        name="tree_failure_sensor",
+        name=FAILURE_SENSOR,
         monitored_jobs=list(jobs),
         default_status=DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=5,

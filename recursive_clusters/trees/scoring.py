@@ -9,14 +9,10 @@ import pandas as pd
 
 from recursive_clusters.core.data import FeaturePreprocessor, InputError
 from recursive_clusters.core.paths import ROOT
-from recursive_clusters.core.settings import InputSettings, Settings, parse_settings
+from recursive_clusters.core.settings import InputSettings, Settings
 from recursive_clusters.io.models import predict_paths
-from recursive_clusters.io.store import PREPROCESSOR_JSON, TreeStore
+from recursive_clusters.io.store import FEATURES_TABLE, PREPROCESSOR_JSON, TreeStore
 from recursive_clusters.io.tables import load_table
-
-
-def _tree_settings(store: TreeStore, generation: str) -> Settings:
-    return parse_settings(store.manifest(generation)["settings"], source="tree manifest")
 
 
 def tree_features(
@@ -62,7 +58,7 @@ def score_table(store: TreeStore, raw: pd.DataFrame, generation: str | None = No
     """One row per scored input row: its id, the node it reaches, and per-level probabilities;
     the id column says which rows were scored."""
     generation = generation or store.require_current()
-    settings = _tree_settings(store, generation)
+    settings = store.tree_settings(generation)
     features, kept = tree_features(store, generation, raw)
     result = route(store, generation, settings, features)
     id_column = settings.input.id_column
@@ -81,7 +77,7 @@ def score_file(store: TreeStore, source: InputSettings) -> pd.DataFrame:
     the tree read them). A tree with an id column needs it in the new table too: the scores
     are joined back by it, and row numbers in its place would join to the wrong rows."""
     generation = store.require_current()
-    id_column = _tree_settings(store, generation).input.id_column
+    id_column = store.tree_settings(generation).input.id_column
     raw = load_table(source.model_copy(update={"id_column": id_column}))
     if id_column is not None and id_column not in raw.columns:
         raise InputError(
@@ -99,7 +95,7 @@ def route_training_rows(
 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """A seeded sample of the tree's rows (at most ``TRAINING_SAMPLE``, a bounded cost):
     their row numbers, their features and where the routers send them."""
-    features = store.read_table(generation, "features")
+    features = store.read_table(generation, FEATURES_TABLE)
     rows = np.arange(len(features))
     if len(rows) > TRAINING_SAMPLE:
         rng = np.random.default_rng(settings.random_state)

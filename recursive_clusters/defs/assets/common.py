@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import warnings
 from collections.abc import Callable
-from functools import cache, lru_cache
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -16,7 +16,6 @@ from dagster import (
     AssetKey,
     BackfillPolicy,
     BetaWarning,
-    DynamicPartitionsDefinition,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -26,25 +25,13 @@ from recursive_clusters.core.data import FeaturePreprocessor
 from recursive_clusters.core.parallelism import THREADS_ENV, available_cores, count_from_env
 from recursive_clusters.core.paths import ROOT, NodePath
 from recursive_clusters.core.settings import Settings
-from recursive_clusters.io.store import PREPROCESSOR_JSON, TreeStore
-from recursive_clusters.resources import TreeStorage
+from recursive_clusters.defs.keys import GENERATION_TAG, THREADS_TAG, level_group, level_partitions
+from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.io.store import FEATURES_TABLE, PREPROCESSOR_JSON, TreeStore
 
 # ``backfill_policy`` (one run per batch of siblings) is a deliberate choice: its beta warning,
 # repeated for every level asset, would bury the console's progress lines.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)
-
-GENERATION_TAG = "recursive_clusters/generation"
-DRIVER_TAG = "recursive_clusters/driver"
-THREADS_TAG = "recursive_clusters/threads"
-TRIGGER_TAG = "recursive_clusters/trigger"  # why a tree was launched (e.g. drift in batches)
-
-
-@cache
-def level_partitions(level: int) -> DynamicPartitionsDefinition | None:
-    """Level 1 is the root alone; level N >= 2 has one partition per node zoomed into."""
-    if level == 1:
-        return None
-    return DynamicPartitionsDefinition(name=f"level_{level}_nodes")
 
 
 def every_level_deps(key_of_level: Callable[[int], AssetKey], max_depth: int) -> list[AssetDep]:
@@ -62,7 +49,7 @@ def level_asset_options(level: int) -> dict[str, object]:
     return {
         "partitions_def": partitions_def,
         "backfill_policy": BackfillPolicy.single_run() if partitions_def else None,
-        "group_name": f"level_{level}",
+        "group_name": level_group(level),
     }
 
 
@@ -117,9 +104,9 @@ def resolve_generation(context: AssetExecutionContext, store: TreeStore) -> str:
 def read_features(store: TreeStore, generation: str) -> pd.DataFrame:
     """The tree's original feature columns (do not modify). A run's steps (embedding,
     clusters, classifiers, SHAP) execute in one process and share one read of the file."""
-    path = store.table_path(generation, "features")
+    path = store.table_path(generation, FEATURES_TABLE)
     if not path.is_file():
-        return store.read_table(generation, "features")  # raises, naming the table
+        return store.read_table(generation, FEATURES_TABLE)  # raises, naming the table
     stat = path.stat()
     return _read_parquet_once(str(path), stat.st_mtime_ns, stat.st_size)
 

@@ -21,14 +21,21 @@ import yaml
 from recursive_clusters.core.naming import OVERRIDE, carried_overrides, named, tree_names
 from recursive_clusters.core.profiles import ProfileColumn
 from recursive_clusters.core.settings import SettingsError
-from recursive_clusters.io.store import COMPARISON_JSON, NAMES_JSON, StorageError, TreeStore
-
-NAMES_FILE = "names.yaml"
+from recursive_clusters.io.store import (
+    ASSIGNMENTS_TABLE,
+    COMPARISON_JSON,
+    DRIVERS_TABLE,
+    IDS_TABLE,
+    NAMES_JSON,
+    PROFILE_TABLE,
+    StorageError,
+    TreeStore,
+)
 
 
 def _names_file(store: TreeStore) -> dict:
     """``names.yaml`` as written (``{}`` when there is none)."""
-    source = store.base_dir / NAMES_FILE
+    source = store.names_file
     if not source.is_file():
         return {}
     try:
@@ -62,7 +69,7 @@ def names_warnings(
     data = _names_file(store)
     if not data:
         return []
-    source = store.base_dir / NAMES_FILE
+    source = store.names_file
     tree = str(data.get("tree"))
     if tree not in (generation, previous):
         try:
@@ -95,14 +102,14 @@ def name_tree(store: TreeStore, generation: str, previous: str | None) -> dict[s
     comparison of the two trees, under the names ``names.yaml`` gives this tree."""
     records = store.node_records(generation)
     split = [path for path, record in records.items() if record["split_accepted"]]
-    profile = store.read_table(generation, "profile")
+    profile = store.read_table(generation, PROFILE_TABLE)
     columns = [ProfileColumn.of(str(c), profile[c]) for c in profile.columns]
     auto = tree_names(
         records,
-        {path: store.read_node_table(generation, path, "drivers") for path in split},
+        {path: store.read_node_table(generation, path, DRIVERS_TABLE) for path in split},
         {path: store.read_labels(generation, path) for path in split},
         columns if len(profile) else [],
-        len(store.read_table(generation, "ids")),
+        len(store.read_table(generation, IDS_TABLE)),
     )
     carried: dict[str, str] = {}
     if previous is not None:
@@ -131,9 +138,9 @@ def rename_tree(store: TreeStore, generation: str) -> dict[str, dict]:
     ``leaf_name`` of its assignments and, when it is current, the DuckDB catalog."""
     previous = store.manifest(generation).get("previous_generation")
     names = name_tree(store, generation, previous)
-    table = store.read_table(generation, "assignments")
+    table = store.read_table(generation, ASSIGNMENTS_TABLE)
     table["leaf_name"] = leaf_names(names, table["leaf_path"]).to_numpy()
-    store.write_table(generation, "assignments", table)
+    store.write_table(generation, ASSIGNMENTS_TABLE, table)
     if store.current() == generation:
         store.refresh_catalog(generation)
     return names

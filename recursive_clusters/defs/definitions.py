@@ -4,25 +4,26 @@ import os
 
 from dagster import Definitions, in_process_executor
 
-from recursive_clusters.assets.batches import scored_batches
-from recursive_clusters.assets.explanations import build_explanation_assets
-from recursive_clusters.assets.levels import build_level_assets
-from recursive_clusters.assets.report import build_report_asset
-from recursive_clusters.assets.scoring import scored_table
-from recursive_clusters.assets.source import build_source_table, features
-from recursive_clusters.assets.tree import build_tree_asset
 from recursive_clusters.core.settings import Settings, load_settings
-from recursive_clusters.jobs import (
+from recursive_clusters.defs.assets.batches import scored_batches
+from recursive_clusters.defs.assets.explanations import build_explanation_assets
+from recursive_clusters.defs.assets.levels import build_level_assets
+from recursive_clusters.defs.assets.report import build_report_asset
+from recursive_clusters.defs.assets.scoring import scored_table
+from recursive_clusters.defs.assets.source import build_source_table, features
+from recursive_clusters.defs.assets.tree import build_tree_asset
+from recursive_clusters.defs.jobs import build_jobs
+from recursive_clusters.defs.keys import (
     GROW_TREE_JOB,
     PUBLISH_TREE_JOB,
     SCORE_BATCHES_JOB,
-    build_jobs,
+    TREE_STORAGE_RESOURCE,
     level_job_name,
 )
-from recursive_clusters.resources import SETTINGS_ENV, TreeStorage
-from recursive_clusters.schedules import build_recluster_schedules
-from recursive_clusters.sensors import build_batch_sensor, build_growth_sensor
-from recursive_clusters.tree_status import build_tree_failure_sensor
+from recursive_clusters.defs.resources import SETTINGS_ENV, TreeStorage
+from recursive_clusters.defs.schedules import build_recluster_schedules
+from recursive_clusters.defs.sensors import build_batch_sensor, build_growth_sensor
+from recursive_clusters.defs.tree_status import build_tree_failure_sensor
 
 
 def build_definitions(settings: Settings, storage: TreeStorage | None = None) -> Definitions:
@@ -66,7 +67,7 @@ def build_definitions(settings: Settings, storage: TreeStorage | None = None) ->
             jobs[GROW_TREE_JOB],
             settings.schedule_cron or Settings.model_fields["schedule_cron"].default,
         ),
-        resources={"tree_storage": storage or TreeStorage()},
+        resources={TREE_STORAGE_RESOURCE: storage or TreeStorage()},
         executor=in_process_executor,
     )
 

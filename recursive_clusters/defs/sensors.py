@@ -11,13 +11,13 @@ from dagster import (
     sensor,
 )
 
-from recursive_clusters.assets.common import DRIVER_TAG
-from recursive_clusters.batch_watch import plan_batches
 from recursive_clusters.core.parallelism import SIBLING_RUNS_ENV, available_cores, count_from_env
-from recursive_clusters.dagster_internals import UnresolvedAssetJobDefinition
-from recursive_clusters.growth import latest_storage_id, plan_growth
-from recursive_clusters.resources import TreeStorage
-from recursive_clusters.tree_status import report_tree_failure
+from recursive_clusters.defs.batch_watch import plan_batches
+from recursive_clusters.defs.dagster_internals import UnresolvedAssetJobDefinition
+from recursive_clusters.defs.growth import latest_storage_id, plan_growth
+from recursive_clusters.defs.keys import BATCH_SENSOR, DRIVER_TAG, GROWTH_SENSOR
+from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.defs.tree_status import report_tree_failure
 
 
 def default_parallel_runs() -> int:
@@ -33,7 +33,7 @@ def build_growth_sensor(
     publish_job: UnresolvedAssetJobDefinition,
 ) -> SensorDefinition:
     @sensor(
-        name="tree_growth_sensor",
+        name=GROWTH_SENSOR,
         jobs=[*level_jobs.values(), publish_job],
         minimum_interval_seconds=5,
         default_status=DefaultSensorStatus.RUNNING,
@@ -76,7 +76,7 @@ def build_batch_sensor(
     score_job: UnresolvedAssetJobDefinition, grow_job: UnresolvedAssetJobDefinition
 ) -> SensorDefinition:
     @sensor(
-        name="batch_sensor",
+        name=BATCH_SENSOR,
         jobs=[score_job, grow_job],
         minimum_interval_seconds=15,
         default_status=DefaultSensorStatus.RUNNING,

@@ -2,27 +2,26 @@
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 
-from recursive_clusters.assets.common import every_level_deps, resolve_generation
-from recursive_clusters.assets.explanations import shap_key
-from recursive_clusters.io.store import REPORT_HTML
+from recursive_clusters.defs.assets.common import every_level_deps, resolve_generation
+from recursive_clusters.defs.keys import TREE_ASSET, TREE_GROUP, TREE_REPORT, shap_key
+from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.io.store import ASSIGNMENTS_TABLE, REPORT_HTML
 from recursive_clusters.report import leaf_summary, write_report
-from recursive_clusters.resources import TreeStorage
 
 
 def build_report_asset(max_depth: int) -> AssetsDefinition:
     """The report asset; it reads the files every level wrote, up to ``max_depth`` levels."""
 
     @asset(
-        name="tree_report",
-        group_name="tree",
-        deps=[AssetKey("cluster_tree"), *every_level_deps(shap_key, max_depth)],
+        name=TREE_REPORT.path[-1],
+        group_name=TREE_GROUP,
+        deps=[TREE_ASSET, *every_level_deps(shap_key, max_depth)],
         description=f"Self-contained HTML report of the published cluster tree (up to "
         f"{max_depth} levels): tree, maps, child profiles, classifier quality, SHAP drivers. "
         "cluster_tree writes it before the tree becomes current; this writes it for a tree "
@@ -34,7 +33,7 @@ def build_report_asset(max_depth: int) -> AssetsDefinition:
         target = store.tree_dir(generation) / REPORT_HTML
         if not target.is_file():  # a published tree's was written before it became current
             target = write_report(store, generation)
-        leaves = leaf_summary(store.read_table(generation, "assignments"))
+        leaves = leaf_summary(store.read_table(generation, ASSIGNMENTS_TABLE))
         return MaterializeResult(
             metadata={
                 "generation": generation,

@@ -30,18 +30,24 @@ from dagster import (
     RunRequest,
 )
 
-from recursive_clusters.assets.batches import SCORED_BATCHES
-from recursive_clusters.assets.common import DRIVER_TAG, GENERATION_TAG
-from recursive_clusters.batch_watch import plan_batches
-from recursive_clusters.growth import latest_storage_id, plan_growth
-from recursive_clusters.io.store import StorageError
-from recursive_clusters.jobs import (
+from recursive_clusters.defs.batch_watch import plan_batches
+from recursive_clusters.defs.dagster_internals import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+from recursive_clusters.defs.growth import latest_storage_id, plan_growth
+from recursive_clusters.defs.keys import (
+    DRIVER_TAG,
+    GENERATION_TAG,
     GROW_TREE_JOB,
     PUBLISH_TREE_JOB,
     SCORE_BATCHES_JOB,
+    SCORED_BATCHES,
+    TREE_STORAGE_RESOURCE,
     level_job_name,
 )
-from recursive_clusters.tree_status import report_tree_failure
+from recursive_clusters.defs.tree_status import report_tree_failure
+from recursive_clusters.io.store import StorageError
 
 INSTANCE_TEMPLATE = "dagster_instance.yaml"
 # The event log keeps every event (the UI shows them); the terminal shows our progress lines
@@ -58,7 +64,7 @@ def ensure_dagster_home(default: Path) -> Path:
     os.environ["DAGSTER_HOME"] = str(home)
     config = home / "dagster.yaml"
     if not config.exists():
-        template = resources.files("recursive_clusters").joinpath(INSTANCE_TEMPLATE)
+        template = resources.files("recursive_clusters.defs").joinpath(INSTANCE_TEMPLATE)
         with resources.as_file(template) as source:
             shutil.copyfile(source, config)
     return home
@@ -104,7 +110,7 @@ def grow_tree(
 ) -> str:
     """Start a tree, grow it level by level and publish it; returns its generation id.
     ``launch_tags`` go on the launching run (e.g. why the tree is re-grown)."""
-    storage = defs.resources["tree_storage"]
+    storage = defs.resources[TREE_STORAGE_RESOURCE]
     cursor = str(latest_storage_id(instance, max_depth))
     driver_tags = {DRIVER_TAG: "cli"}
     own_runs: set[str] = set()
@@ -240,8 +246,8 @@ def _grow(
             if request.job_name == PUBLISH_TREE_JOB:
                 label = "publish tree"
             else:
-                start = request.tags.get("dagster/asset_partition_range_start")
-                end = request.tags.get("dagster/asset_partition_range_end")
+                start = request.tags.get(ASSET_PARTITION_RANGE_START_TAG)
+                end = request.tags.get(ASSET_PARTITION_RANGE_END_TAG)
                 label = f"{request.job_name}: nodes {start} .. {end}"
             execute(request.job_name, dict(request.tags), label)
 
@@ -251,7 +257,7 @@ def score_new_batches(
 ) -> list[RunRequest]:
     """One step of the batch sensor, in-process: score every new batch with the current tree
     (one run each, as the daemon runs them); returns the re-clustering it asks for, if any."""
-    storage = defs.resources["tree_storage"]
+    storage = defs.resources[TREE_STORAGE_RESOURCE]
     plan = plan_batches(instance, storage.store(), storage.new_tree_settings())
     _apply(instance, plan.dynamic_partitions_requests)
     others = []

@@ -28,16 +28,20 @@ from dagster import (
     RunsFilter,
 )
 
-from recursive_clusters.assets.common import GENERATION_TAG, THREADS_TAG, level_partitions
-from recursive_clusters.assets.explanations import shap_key
-from recursive_clusters.assets.levels import clusters_key
-from recursive_clusters.assets.tree import TREE_ASSET
 from recursive_clusters.core.parallelism import threads_per_run
 from recursive_clusters.core.paths import ROOT, NodePath, PathError
 from recursive_clusters.core.tree import pending_nodes
-from recursive_clusters.dagster_internals import (
+from recursive_clusters.defs.dagster_internals import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
+)
+from recursive_clusters.defs.keys import (
+    GENERATION_TAG,
+    THREADS_TAG,
+    TREE_ASSET,
+    clusters_key,
+    level_partitions,
+    shap_key,
 )
 from recursive_clusters.io.store import StorageError, TreeStore
 

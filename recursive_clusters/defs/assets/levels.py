@@ -12,14 +12,19 @@ from dagster import (
     AllPartitionMapping,
     AssetDep,
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 
-from recursive_clusters.assets.common import (
+from recursive_clusters.core.acceptance import perturbed_runs
+from recursive_clusters.core.embedding import fit_layout
+from recursive_clusters.core.parallelism import limited_threads
+from recursive_clusters.core.paths import NodePath
+from recursive_clusters.core.plots import embedding_scatter
+from recursive_clusters.core.recursive import finish_node, require_enough_rows
+from recursive_clusters.defs.assets.common import (
     for_each_node,
     level_asset_options,
     load_matrix,
@@ -27,22 +32,9 @@ from recursive_clusters.assets.common import (
     png_markdown,
     run_threads,
 )
-from recursive_clusters.core.acceptance import perturbed_runs
-from recursive_clusters.core.embedding import fit_layout
-from recursive_clusters.core.parallelism import limited_threads
-from recursive_clusters.core.paths import NodePath
-from recursive_clusters.core.plots import embedding_scatter
-from recursive_clusters.core.recursive import finish_node, require_enough_rows
+from recursive_clusters.defs.keys import FEATURES, clusters_key, embedding_key
+from recursive_clusters.defs.resources import TreeStorage
 from recursive_clusters.io.store import EMBEDDING_PNG, TreeStore
-from recursive_clusters.resources import TreeStorage
-
-
-def embedding_key(level: int) -> AssetKey:
-    return AssetKey(f"embedding_l{level}")
-
-
-def clusters_key(level: int) -> AssetKey:
-    return AssetKey(f"clusters_l{level}")
 
 
 def node_rows(store: TreeStore, generation: str, path: NodePath, n_rows: int) -> np.ndarray:
@@ -54,7 +46,7 @@ def node_rows(store: TreeStore, generation: str, path: NodePath, n_rows: int) ->
 
 def _upstream_dep(level: int) -> AssetDep:
     if level == 1:
-        return AssetDep("features")
+        return AssetDep(FEATURES)
     if level == 2:
         return AssetDep(clusters_key(1))
     return AssetDep(clusters_key(level - 1), partition_mapping=AllPartitionMapping())

@@ -12,12 +12,16 @@ from dataclasses import dataclass, field
 
 from dagster import AddDynamicPartitionsRequest, DagsterInstance, RunRequest
 
-from recursive_clusters.assets.batches import BATCH_PARTITIONS, SCORED_BATCHES
-from recursive_clusters.assets.common import TRIGGER_TAG
 from recursive_clusters.core.settings import Settings
+from recursive_clusters.defs.keys import (
+    BATCH_PARTITIONS,
+    GROW_TREE_JOB,
+    SCORE_BATCHES_JOB,
+    SCORED_BATCHES,
+    TRIGGER_TAG,
+)
 from recursive_clusters.io.batches import list_batches
 from recursive_clusters.io.store import TreeStore
-from recursive_clusters.jobs import GROW_TREE_JOB, SCORE_BATCHES_JOB
 
 SCORED_HISTORY = 500  # newest batch materializations read per tick to find the drift streak
 

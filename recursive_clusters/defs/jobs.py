@@ -2,18 +2,20 @@
 
 from dagster import AssetKey, AssetSelection, define_asset_job
 
-from recursive_clusters.assets.batches import BATCH_PARTITIONS
-from recursive_clusters.assets.common import level_partitions
-from recursive_clusters.dagster_internals import UnresolvedAssetJobDefinition
-
-GROW_TREE_JOB = "grow_tree"
-PUBLISH_TREE_JOB = "publish_tree"
-SCORE_TABLE_JOB = "score_table"
-SCORE_BATCHES_JOB = "score_batches"
-
-
-def level_job_name(level: int) -> str:
-    return f"level_{level}_nodes"
+from recursive_clusters.defs.dagster_internals import UnresolvedAssetJobDefinition
+from recursive_clusters.defs.keys import (
+    BATCH_PARTITIONS,
+    FEATURES,
+    GROW_TREE_JOB,
+    PUBLISH_TREE_JOB,
+    SCORE_BATCHES_JOB,
+    SCORE_TABLE_JOB,
+    SCORED_BATCHES,
+    SCORED_TABLE,
+    SOURCE_TABLE,
+    level_job_name,
+    level_partitions,
+)
 
 
 def build_jobs(
@@ -23,7 +25,7 @@ def build_jobs(
     jobs = {
         GROW_TREE_JOB: define_asset_job(
             GROW_TREE_JOB,
-            selection=AssetSelection.assets("source_table", "features", *level_assets[1]),
+            selection=AssetSelection.assets(SOURCE_TABLE, FEATURES, *level_assets[1]),
             description="Start a new tree from the configured input and cluster its root; "
             "the growth sensor then zooms into every qualifying cluster and publishes the tree.",
         ),
@@ -34,13 +36,13 @@ def build_jobs(
         ),
         SCORE_TABLE_JOB: define_asset_job(
             SCORE_TABLE_JOB,
-            selection=AssetSelection.assets("scored_table"),
+            selection=AssetSelection.assets(SCORED_TABLE),
             description="Route a new table to the current tree's leaves (set its path in "
             "the launchpad config); schedule it to score new data regularly.",
         ),
         SCORE_BATCHES_JOB: define_asset_job(
             SCORE_BATCHES_JOB,
-            selection=AssetSelection.assets("scored_batches"),
+            selection=AssetSelection.assets(SCORED_BATCHES),
             partitions_def=BATCH_PARTITIONS,
             description="Score one incoming batch with the current tree and check it for "
             "drift; the batch sensor launches it for every new file in batches.path.",

@@ -8,14 +8,17 @@ import numpy as np
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 
-from recursive_clusters.assets.common import (
+from recursive_clusters.core.explain import explain_with_shap, train_classifiers
+from recursive_clusters.core.paths import NodePath
+from recursive_clusters.core.plots import mean_images, shap_beeswarm, shap_pixel_map
+from recursive_clusters.core.settings import Settings
+from recursive_clusters.defs.assets.common import (
     for_each_node,
     level_asset_options,
     open_tree,
@@ -23,22 +26,19 @@ from recursive_clusters.assets.common import (
     read_features,
     run_threads,
 )
-from recursive_clusters.assets.levels import clusters_key
-from recursive_clusters.core.explain import explain_with_shap, train_classifiers
-from recursive_clusters.core.paths import NodePath
-from recursive_clusters.core.plots import mean_images, shap_beeswarm, shap_pixel_map
-from recursive_clusters.core.settings import Settings
+from recursive_clusters.defs.keys import classifiers_key, clusters_key, shap_key
+from recursive_clusters.defs.resources import TreeStorage
 from recursive_clusters.io.models import load_node_models, save_node_models
-from recursive_clusters.io.store import MEAN_IMAGES_PNG, TreeStore, shap_pixels_png, shap_png
-from recursive_clusters.resources import TreeStorage
-
-
-def classifiers_key(level: int) -> AssetKey:
-    return AssetKey(f"classifiers_l{level}")
-
-
-def shap_key(level: int) -> AssetKey:
-    return AssetKey(f"shap_l{level}")
+from recursive_clusters.io.store import (
+    CLASSIFIER_METRICS_TABLE,
+    DRIVERS_TABLE,
+    MEAN_IMAGES_PNG,
+    PIXELS_TABLE,
+    SHAP_TABLE,
+    TreeStore,
+    shap_pixels_png,
+    shap_png,
+)
 
 
 def _node_table(store: TreeStore, generation: str, path: str, features: pd.DataFrame):
@@ -71,8 +71,8 @@ def _explain_node(
     explanation = explain_with_shap(
         models, node_features, labels, rows, settings.explanation, path.seed(settings.random_state)
     )
-    store.write_node_table(generation, path, "shap", explanation.shap_values)
-    store.write_node_table(generation, path, "drivers", explanation.drivers)
+    store.write_node_table(generation, path, SHAP_TABLE, explanation.shap_values)
+    store.write_node_table(generation, path, DRIVERS_TABLE, explanation.drivers)
     children = sorted(int(k) for k in np.unique(labels) if k >= 0)
     metadata: dict[str, object] = {
         "generation": generation,
@@ -129,7 +129,7 @@ def build_explanation_assets(level: int) -> list[AssetsDefinition]:
             )
             save_node_models(models, store.models_dir(generation) / path)
             metrics = models.metrics
-            store.write_node_table(generation, path, "classifier_metrics", metrics)
+            store.write_node_table(generation, path, CLASSIFIER_METRICS_TABLE, metrics)
             return {
                 "generation": generation,
                 "node": path,
@@ -152,7 +152,7 @@ def build_explanation_assets(level: int) -> list[AssetsDefinition]:
     def shap_asset(context: AssetExecutionContext, tree_storage: TreeStorage) -> MaterializeResult:
         store, generation, settings = open_tree(context, tree_storage)
         features = read_features(store, generation)
-        pixels = store.read_table(generation, "pixels") if settings.input.image_shape else None
+        pixels = store.read_table(generation, PIXELS_TABLE) if settings.input.image_shape else None
 
         def explain_node(path: NodePath) -> dict[str, object]:
             record = store.node_record(generation, path)

@@ -15,13 +15,28 @@ from dagster import (
     asset,
 )
 
-from recursive_clusters.assets.common import DRIVER_TAG, GENERATION_TAG, TRIGGER_TAG, open_tree
 from recursive_clusters.core.data import InputError, PreparedData, fingerprint_frame, prepare
 from recursive_clusters.core.settings import InputSettings, Settings
+from recursive_clusters.defs.assets.common import open_tree
+from recursive_clusters.defs.keys import (
+    DRIVER_TAG,
+    GENERATION_TAG,
+    INPUT_GROUP,
+    SOURCE_TABLE,
+    TRIGGER_TAG,
+)
+from recursive_clusters.defs.resources import TreeStorage
 from recursive_clusters.io.batches import with_batches
-from recursive_clusters.io.store import FEATURES_REPORT_JSON, PREPROCESSOR_JSON
+from recursive_clusters.io.store import (
+    FEATURES_REPORT_JSON,
+    FEATURES_TABLE,
+    IDS_TABLE,
+    PIXELS_TABLE,
+    PREPROCESSOR_JSON,
+    PROFILE_TABLE,
+    SOURCE_ROWS_TABLE,
+)
 from recursive_clusters.io.tables import load_table
-from recursive_clusters.resources import TreeStorage
 
 
 def generation_id(data_fingerprint: str, settings_fingerprint: str, run_id: str) -> str:
@@ -78,8 +93,8 @@ def build_source_table(max_depth: int) -> AssetsDefinition:
     """The input snapshot asset of a code location that holds ``max_depth`` levels."""
 
     @asset(
-        name="source_table",
-        group_name="input",
+        name=SOURCE_TABLE.path[-1],
+        group_name=INPUT_GROUP,
         description="The input table (plus the batches that have arrived, with "
         "batches.include_in_trees), snapshotted as a new tree generation.",
     )
@@ -118,7 +133,7 @@ def snapshot_input(
             "trigger": trigger,
         },
     )
-    store.write_table(generation, "source", raw)
+    store.write_table(generation, SOURCE_ROWS_TABLE, raw)
     context.instance.add_run_tags(context.run_id, {GENERATION_TAG: generation})
     return MaterializeResult(
         metadata={
@@ -136,19 +151,19 @@ def snapshot_input(
 
 
 @asset(
-    group_name="input",
-    deps=["source_table"],
+    group_name=INPUT_GROUP,
+    deps=[SOURCE_TABLE],
     description="Validated feature matrix, ids and profile columns of the tree's rows.",
 )
 def features(context: AssetExecutionContext, tree_storage: TreeStorage) -> MaterializeResult:
     store, generation, settings = open_tree(context, tree_storage)
-    source = store.read_table(generation, "source")
+    source = store.read_table(generation, SOURCE_ROWS_TABLE)
     prepared = prepare(source, settings.input)
-    store.write_table(generation, "features", prepared.features)
+    store.write_table(generation, FEATURES_TABLE, prepared.features)
     if settings.input.image_shape:
-        store.write_table(generation, "pixels", image_pixels(source, prepared, settings.input))
-    store.write_table(generation, "ids", prepared.ids.to_frame())
-    store.write_table(generation, "profile", pd.DataFrame(prepared.profile))
+        store.write_table(generation, PIXELS_TABLE, image_pixels(source, prepared, settings.input))
+    store.write_table(generation, IDS_TABLE, prepared.ids.to_frame())
+    store.write_table(generation, PROFILE_TABLE, pd.DataFrame(prepared.profile))
     store.write_text(generation, PREPROCESSOR_JSON, prepared.preprocessor.to_json())
     store.write_text(generation, FEATURES_REPORT_JSON, json.dumps(prepared.report, default=str))
     for key, value in prepared.report.items():

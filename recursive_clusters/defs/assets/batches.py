@@ -6,8 +6,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
-    DynamicPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -15,14 +13,16 @@ from dagster import (
 
 from recursive_clusters.core.data import InputError
 from recursive_clusters.core.drift import measure_drift
-from recursive_clusters.core.settings import parse_settings
+from recursive_clusters.defs.keys import (
+    BATCH_PARTITIONS,
+    DRIFT_CHECK,
+    SCORED_BATCHES,
+    SCORING_GROUP,
+    TREE_ASSET,
+)
+from recursive_clusters.defs.resources import TreeStorage
 from recursive_clusters.io.batches import load_batch
-from recursive_clusters.resources import TreeStorage
-from recursive_clusters.scoring import route, tree_features
-
-BATCH_PARTITIONS = DynamicPartitionsDefinition(name="batches")
-SCORED_BATCHES = AssetKey("scored_batches")
-DRIFT_CHECK = "drift"
+from recursive_clusters.trees.scoring import route, tree_features
 
 
 def _scores(batch: str, generation: str, ids: pd.Series, routed: pd.DataFrame) -> pd.DataFrame:
@@ -41,8 +41,8 @@ def _scores(batch: str, generation: str, ids: pd.Series, routed: pd.DataFrame) -
 
 @asset(
     key=SCORED_BATCHES,
-    group_name="scoring",
-    deps=["cluster_tree"],
+    group_name=SCORING_GROUP,
+    deps=[TREE_ASSET],
     partitions_def=BATCH_PARTITIONS,
     description="Each incoming batch (batches.path) routed through the current tree: rows in "
     "DuckDB's scored_rows view (batch, id, leaf, confidence), leaf shares, and a drift check "
@@ -62,7 +62,7 @@ def scored_batches(context: AssetExecutionContext, tree_storage: TreeStorage) ->
     live = tree_storage.new_tree_settings()
     store = tree_storage.store()
     generation = store.require_current()
-    settings = parse_settings(store.manifest(generation)["settings"], source="tree manifest")
+    settings = store.tree_settings(generation)
     id_column = settings.input.id_column
     raw = load_batch(live.batches, batch, id_column)
     if id_column is not None and id_column not in raw.columns:

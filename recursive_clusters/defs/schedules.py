@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dagster import DefaultScheduleStatus, ScheduleDefinition
 
-from recursive_clusters.dagster_internals import UnresolvedAssetJobDefinition
+from recursive_clusters.defs.dagster_internals import UnresolvedAssetJobDefinition
+from recursive_clusters.defs.keys import RECLUSTER_SCHEDULE
 
-RECLUSTER_SCHEDULE = "recluster_schedule"
 # Cron strings are read in this zone, whatever the machine's clock says.
 SCHEDULE_TIMEZONE = "UTC"
 

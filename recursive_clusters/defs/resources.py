@@ -8,7 +8,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from recursive_clusters.core.settings import Settings, load_settings, parse_settings
+from recursive_clusters.core.settings import Settings, load_settings
 from recursive_clusters.io.store import TreeStore
 
 SETTINGS_ENV = "RECURSIVE_CLUSTERS_CONFIG"
@@ -48,5 +48,4 @@ class TreeStorage(ConfigurableResource):
         return load_settings(self.settings_path)
 
     def tree_settings(self, generation: str) -> Settings:
-        manifest = self.store().manifest(generation)
-        return parse_settings(manifest["settings"], source=f"manifest of tree {generation}")
+        return self.store().tree_settings(generation)

@@ -1,0 +1,1 @@
+"""The Dagster code location: definitions, keys, resources, assets, planners, sensors, jobs."""

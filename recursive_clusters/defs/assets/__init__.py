@@ -1,0 +1,1 @@
+"""Dagster assets: thin wrappers, one module per stage of the tree."""
