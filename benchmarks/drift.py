@@ -70,7 +70,7 @@ def grow(table: pd.DataFrame, directory: Path, extra: list[str] = ()) -> None:
 
 def open_current():
     from recursive_clusters.core.settings import parse_settings
-    from recursive_clusters.defs.resources import TreeStorage
+    from recursive_clusters.defs.resources import TreeStoreResource as TreeStorage
 
     store = TreeStorage().store()
     generation = store.require_current()

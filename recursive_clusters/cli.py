@@ -46,27 +46,27 @@ def _code_location(settings):
     """The Dagster definitions for ``settings``, written to a settings file under the
     storage so that the UI (``ui --config``) launches the same trees; and that file."""
     from recursive_clusters.defs.definitions import build_definitions
-    from recursive_clusters.defs.resources import TreeStorage
+    from recursive_clusters.defs.resources import TreeStoreResource
 
-    storage = TreeStorage()
+    storage = TreeStoreResource()
     storage.store()  # refuses a storage path that names a file, naming the variable
     settings_file = storage.store().settings_file(settings)
     settings_file.parent.mkdir(parents=True, exist_ok=True)
     settings_file.write_text(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
-    storage = TreeStorage(base_dir=storage.base_dir, settings_path=str(settings_file))
+    storage = TreeStoreResource(base_dir=storage.base_dir, settings_path=str(settings_file))
     return build_definitions(settings, storage), storage.store(), settings_file
 
 
-def _published(store, generation: str) -> dict:
+def _published(store, tree_id: str) -> dict:
     """The tree's manifest; an error naming why when it was not published."""
     from recursive_clusters.io.store import REPORT_HTML, StorageError
 
-    manifest = store.manifest(generation)
+    manifest = store.manifest(tree_id)
     if manifest.get("status") != "complete":
         raise StorageError(
-            f"Tree {generation} was not published: {manifest.get('failure', 'unknown')}; the "
+            f"Tree {tree_id} was not published: {manifest.get('failure', 'unknown')}; the "
             f"current tree stays {store.current() or 'none'} "
-            f"(report of the new tree: {store.tree_dir(generation) / REPORT_HTML})"
+            f"(report of the new tree: {store.tree_dir(tree_id) / REPORT_HTML})"
         )
     return manifest
 
@@ -81,33 +81,33 @@ def _run_tree(args: argparse.Namespace) -> int:
     defs, store, settings_file = _code_location(settings)
     print(f"Growing the tree of {settings.input.path or 'the built-in digits demo'} ...")
     with open_instance() as instance:
-        generation = grow_tree(instance, defs, settings.recursion.max_depth)
-    _print_tree(store, generation, settings_file, home)
+        tree_id = grow_tree(instance, defs, settings.recursion.max_depth)
+    _print_tree(store, tree_id, settings_file, home)
     return 0
 
 
-def _print_tree(store, generation: str, settings_file: Path, home: Path) -> None:
+def _print_tree(store, tree_id: str, settings_file: Path, home: Path) -> None:
     from recursive_clusters.defs.resources import SETTINGS_ENV
     from recursive_clusters.io.store import ASSIGNMENTS_TABLE, FEATURES_REPORT_JSON, REPORT_HTML
 
-    manifest = _published(store, generation)
+    manifest = _published(store, tree_id)
     print(
-        f"\nTree {generation}: {manifest.get('n_nodes')} clustered nodes, "
+        f"\nTree {tree_id}: {manifest.get('n_nodes')} clustered nodes, "
         f"{manifest.get('n_leaves')} leaves, noise groups: {manifest.get('n_noise_groups', 0)}, "
         f"{manifest.get('noise_fraction', 0):.1%} noise.\n"
-        f"  report:      {store.tree_dir(generation) / REPORT_HTML}\n"
-        f"  assignments: {store.table_path(generation, ASSIGNMENTS_TABLE)}\n"
-        f"  tree files:  {store.tree_dir(generation)}\n"
+        f"  report:      {store.tree_dir(tree_id) / REPORT_HTML}\n"
+        f"  assignments: {store.table_path(tree_id, ASSIGNMENTS_TABLE)}\n"
+        f"  tree files:  {store.tree_dir(tree_id)}\n"
         f"  DuckDB:      {store.catalog_path}  (e.g. SELECT leaf_path, count(*) FROM "
         "assignments GROUP BY 1)\n"
         f"  Dagster UI:  recursive-clusters ui --config {settings_file}\n"
         f"               (or: DAGSTER_HOME={home} {SETTINGS_ENV}={settings_file} "
         "dagster dev -w workspace.yaml)"
     )
-    prepared = json.loads(store.read_text(generation, FEATURES_REPORT_JSON))
+    prepared = json.loads(store.read_text(tree_id, FEATURES_REPORT_JSON))
     for line in feature_lines(prepared):
         print(line)
-    root = store.node_record(generation, "root") or {}
+    root = store.node_record(tree_id, "root") or {}
     print(f"Root: {root.get('reason', 'not clustered')}")
 
 
@@ -116,7 +116,7 @@ def _demo_drift(args: argparse.Namespace) -> int:
     batch, a batch with 9s that drifts, and the re-clustering it launches."""
     from recursive_clusters.core.settings import parse_settings
     from recursive_clusters.defs.keys import TRIGGER_TAG
-    from recursive_clusters.defs.resources import TreeStorage
+    from recursive_clusters.defs.resources import TreeStoreResource
     from recursive_clusters.defs.runner import (
         ensure_dagster_home,
         grow_tree,
@@ -127,7 +127,7 @@ def _demo_drift(args: argparse.Namespace) -> int:
     from recursive_clusters.io.store import ASSIGNMENTS_TABLE, COMPARISON_JSON
 
     home = ensure_dagster_home(DEFAULT_HOME)
-    directory = TreeStorage().store().demo_drift_dir
+    directory = TreeStoreResource().store().demo_drift_dir
     raw = write_drift_demo(directory)
     if args.max_depth is not None:
         raw["recursion"] = {"max_depth": args.max_depth}
@@ -178,35 +178,35 @@ def feature_lines(report: dict) -> list[str]:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from recursive_clusters.defs.resources import TreeStorage
+    from recursive_clusters.defs.resources import TreeStoreResource
     from recursive_clusters.defs.runner import ensure_dagster_home
     from recursive_clusters.io.store import ASSIGNMENTS_TABLE, output_directory
 
     ensure_dagster_home(DEFAULT_HOME)
-    store = TreeStorage().store()
-    generation = store.require_current()
+    store = TreeStoreResource().store()
+    tree_id = store.require_current()
     target = output_directory(args.output, "--output") / "assignments.parquet"
-    shutil.copyfile(store.table_path(generation, ASSIGNMENTS_TABLE), target)
-    print(f"Wrote {target} (tree {generation})")
+    shutil.copyfile(store.table_path(tree_id, ASSIGNMENTS_TABLE), target)
+    print(f"Wrote {target} (tree {tree_id})")
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
     from recursive_clusters.core.settings import InputSettings
-    from recursive_clusters.defs.resources import TreeStorage
+    from recursive_clusters.defs.resources import TreeStoreResource
     from recursive_clusters.defs.runner import ensure_dagster_home
     from recursive_clusters.io.store import output_file, write_parquet
     from recursive_clusters.trees.scoring import score_file
 
     ensure_dagster_home(DEFAULT_HOME)
-    store = TreeStorage().store()
+    store = TreeStoreResource().store()
     target = output_file(args.output, "--output", inputs=[args.input])
     scores = score_file(store, InputSettings(path=args.input, table=args.table))
     write_parquet(target, scores)
     confident = scores["confident"].mean() if len(scores) else 0.0
     left_out = scores.attrs["rows_in"] - len(scores)
     print(
-        f"Scored {len(scores)} rows with tree {scores.attrs['generation']} "
+        f"Scored {len(scores)} rows with tree {scores.attrs['tree_id']} "
         f"({confident:.1%} confident to a leaf) -> {args.output}"
         + (
             f"; {left_out} of {scores.attrs['rows_in']} rows left out: a NaN/inf feature "
@@ -219,19 +219,19 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from recursive_clusters.defs.resources import TreeStorage
+    from recursive_clusters.defs.resources import TreeStoreResource
     from recursive_clusters.defs.runner import ensure_dagster_home
     from recursive_clusters.report import write_report
     from recursive_clusters.trees.names import names_warnings, rename_tree
 
     ensure_dagster_home(DEFAULT_HOME)
-    store = TreeStorage().store()
-    generation = store.require_current()
-    names = rename_tree(store, generation)  # names.yaml may have changed since publishing
-    previous = store.manifest(generation).get("previous_generation")
-    for warning in names_warnings(store, generation, names, previous):
+    store = TreeStoreResource().store()
+    tree_id = store.require_current()
+    names = rename_tree(store, tree_id)  # names.yaml may have changed since publishing
+    previous = store.manifest(tree_id).get("previous_generation")
+    for warning in names_warnings(store, tree_id, names, previous):
         print(f"warning: {warning}", file=sys.stderr)
-    target = write_report(store, generation)
+    target = write_report(store, tree_id)
     if args.output:
         shutil.copyfile(target, args.output)
         target = Path(args.output)
@@ -356,9 +356,9 @@ def main(argv: list[str] | None = None) -> int:
 def _current_tree_line() -> str:
     """Which tree is current, for the line that ends an interrupted command."""
     try:
-        from recursive_clusters.defs.resources import TreeStorage
+        from recursive_clusters.defs.resources import TreeStoreResource
 
-        current = TreeStorage().store().current()
+        current = TreeStoreResource().store().current()
     except Exception:  # an interrupt must still end with one line
         return "the current tree is unchanged"
     return f"the current tree is still {current}" if current else "no tree is current"

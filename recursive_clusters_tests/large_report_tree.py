@@ -17,7 +17,7 @@ from recursive_clusters.core.plots import embedding_scatter, shap_beeswarm
 from recursive_clusters.core.settings import parse_settings
 from recursive_clusters.io.store import EMBEDDING_PNG, TreeStore, shap_png
 
-GENERATION = "feedfacecafebeef"
+TREE_ID = "feedfacecafebeef"
 FANOUT = 5
 N_FEATURES = 50
 
@@ -39,7 +39,7 @@ def _record(path: str, level: int, rows: int, children: dict[int, int], split: b
         "zoom_into": [f"{path}.{k}" for k in children] if split and level < 3 else [],
         "acceptance": {"jaccard": 0.9} if split else {},
         "child_stability": {str(k): 0.9 for k in children} if split else {},
-        "generation": GENERATION,
+        "generation": TREE_ID,
     }
 
 
@@ -52,8 +52,8 @@ def write_large_tree(directory: Path, n_rows: int = 70_000, seed: int = 0) -> Tr
                    "profile_columns": ["country", "age"]}, "recursion": {"max_depth": 3}}
     )  # fmt: skip
     store.begin_tree(
-        GENERATION,
-        {"generation": GENERATION, "settings": settings.model_dump(mode="json"),
+        TREE_ID,
+        {"generation": TREE_ID, "settings": settings.model_dump(mode="json"),
          "source": "synthetic.parquet", "n_rows": n_rows,
          "started_at": "2026-01-01T00:00:00+00:00"},
     )  # fmt: skip
@@ -61,12 +61,12 @@ def write_large_tree(directory: Path, n_rows: int = 70_000, seed: int = 0) -> Tr
         rng.normal(size=(n_rows, N_FEATURES)).astype(np.float32),
         columns=[f"feature_{i}" for i in range(N_FEATURES)],
     )
-    store.write_table(GENERATION, "features", features)
+    store.write_table(TREE_ID, "features", features)
     store.write_table(
-        GENERATION, "ids", pd.DataFrame({"user_id": [f"u{i:07d}" for i in range(n_rows)]})
+        TREE_ID, "ids", pd.DataFrame({"user_id": [f"u{i:07d}" for i in range(n_rows)]})
     )
     store.write_table(
-        GENERATION,
+        TREE_ID,
         "profile",
         pd.DataFrame({"country": rng.choice(["DE", "FR", "SE", "US"], n_rows),
                       "age": rng.integers(18, 80, n_rows)}),
@@ -80,7 +80,7 @@ def write_large_tree(directory: Path, n_rows: int = 70_000, seed: int = 0) -> Tr
         centres = rng.normal(scale=8.0, size=(FANOUT, 2))
         embedding = centres[labels] + rng.normal(size=(len(rows), 2))
         store.write_embedding(
-            GENERATION,
+            TREE_ID,
             path,
             pd.DataFrame({"row": rows, "x": embedding[:, 0], "y": embedding[:, 1]}),
         )
@@ -90,25 +90,25 @@ def write_large_tree(directory: Path, n_rows: int = 70_000, seed: int = 0) -> Tr
              "noise_assigned": False}
         )  # fmt: skip
         plot = embedding_scatter(embedding, labels if split else np.full(len(rows), -1), path)
-        store.write_node_png(GENERATION, path, EMBEDDING_PNG, plot)
+        store.write_node_png(TREE_ID, path, EMBEDDING_PNG, plot)
         if split:
             metrics = pd.DataFrame({"child": list(children), "n_test": list(children.values())})
             metrics = metrics.assign(roc_auc=0.99, precision=0.95, recall=0.94, f1=0.945)
-            store.write_node_table(GENERATION, path, "classifier_metrics", metrics)
+            store.write_node_table(TREE_ID, path, "classifier_metrics", metrics)
             drivers = pd.DataFrame(
                 [{"child": k, "feature": f"feature_{(k * 7 + r) % N_FEATURES}",
                   "mean_abs_shap": 1.0 / (r + 1), "direction": "higher" if r % 2 else "lower",
                   "rank": r + 1} for k in children for r in range(10)]
             )  # fmt: skip
-            store.write_node_table(GENERATION, path, "drivers", drivers)
+            store.write_node_table(TREE_ID, path, "drivers", drivers)
             for k in children:
                 shap = pd.DataFrame(
                     {"child": k, "feature": np.repeat(drivers["feature"][:10].to_numpy(), 200),
                      "value": rng.normal(size=2000), "feature_value": rng.normal(size=2000)}
                 )  # fmt: skip
-                store.write_node_png(GENERATION, path, shap_png(k), shap_beeswarm(shap, k))
+                store.write_node_png(TREE_ID, path, shap_png(k), shap_beeswarm(shap, k))
         store.write_node(
-            GENERATION, path, labels_table, _record(path, level, len(rows), children, split)
+            TREE_ID, path, labels_table, _record(path, level, len(rows), children, split)
         )
         if not split:
             leaf[rows] = path
@@ -121,5 +121,5 @@ def write_large_tree(directory: Path, n_rows: int = 70_000, seed: int = 0) -> Tr
         {"user_id": [f"u{i:07d}" for i in range(n_rows)], "leaf_path": leaf, "is_noise": False,
          "confidence": rng.uniform(0.5, 1.0, n_rows).round(4), "noise_assigned": False}
     )  # fmt: skip
-    store.publish(GENERATION, assignments, {"n_nodes": len(store.node_records(GENERATION))})
+    store.publish(TREE_ID, assignments, {"n_nodes": len(store.node_records(TREE_ID))})
     return store

@@ -17,7 +17,7 @@ from recursive_clusters.core.recursive import RecursiveClusterer
 from recursive_clusters.core.settings import parse_settings
 from recursive_clusters.io.store import EMBEDDING_PNG, TreeStore, shap_png
 
-GENERATION = "0123456789abcdef"
+TREE_ID = "0123456789abcdef"
 EVIL_COLUMN = "<img src=x onerror=alert(1)>"
 EVIL_VALUE = "<b>x</b>"
 EVIL_FEATURE = "<script>alert(2)</script>f0"
@@ -55,9 +55,9 @@ def grow_report_tree(directory: Path) -> tuple[TreeStore, pd.DataFrame]:
         }
     )
     store.begin_tree(
-        GENERATION,
+        TREE_ID,
         {
-            "generation": GENERATION,
+            "generation": TREE_ID,
             "settings": SETTINGS.model_dump(mode="json"),
             "data_fingerprint": "feedfacecafebeef",
             "source": EVIL_SOURCE,
@@ -65,35 +65,35 @@ def grow_report_tree(directory: Path) -> tuple[TreeStore, pd.DataFrame]:
             "n_rows": len(features),
         },
     )
-    store.write_table(GENERATION, "features", features)
-    store.write_table(GENERATION, "ids", ids.to_frame())
-    store.write_table(GENERATION, "profile", profile)
+    store.write_table(TREE_ID, "features", features)
+    store.write_table(TREE_ID, "ids", ids.to_frame())
+    store.write_table(TREE_ID, "profile", profile)
     matrix = features.to_numpy()
     clusterer = RecursiveClusterer(SETTINGS).fit(matrix)
     for path, node in clusterer.nodes_.items():
         labels = node.clustering.labels
         seed = NodePath(path).seed(SETTINGS.random_state)
         x, y = node.embedding.T
-        store.write_embedding(GENERATION, path, pd.DataFrame({"row": node.rows, "x": x, "y": y}))
-        record = {**node.summary(), "generation": GENERATION}
+        store.write_embedding(TREE_ID, path, pd.DataFrame({"row": node.rows, "x": x, "y": y}))
+        record = {**node.summary(), "generation": TREE_ID}
         if node.decision.accepted:
             node_features = features.iloc[node.rows].reset_index(drop=True)
             models = train_classifiers(node_features, labels, SETTINGS.explanation, seed)
             explanation = explain_with_shap(
                 models, node_features, labels, node.rows, SETTINGS.explanation, seed
             )
-            store.write_node_table(GENERATION, path, "classifier_metrics", models.metrics)
-            store.write_node_table(GENERATION, path, "drivers", explanation.drivers)
+            store.write_node_table(TREE_ID, path, "classifier_metrics", models.metrics)
+            store.write_node_table(TREE_ID, path, "drivers", explanation.drivers)
             for child in sorted(models.one_vs_all):
                 plot = shap_beeswarm(explanation.shap_values, child)
-                store.write_node_png(GENERATION, path, shap_png(child), plot)
+                store.write_node_png(TREE_ID, path, shap_png(child), plot)
         labels_table = pd.DataFrame(
             {"row": node.rows, "label": labels, "probability": node.clustering.probabilities}
         )
-        store.write_node(GENERATION, path, labels_table, record)
+        store.write_node(TREE_ID, path, labels_table, record)
         plot = embedding_scatter(node.embedding, labels, title=path)
-        store.write_node_png(GENERATION, path, EMBEDDING_PNG, plot)
+        store.write_node_png(TREE_ID, path, EMBEDDING_PNG, plot)
     assignments = clusterer.assignments_.drop(columns="row")
     assignments.insert(0, "id", ids.to_numpy())
-    store.publish(GENERATION, assignments, {"n_nodes": len(clusterer.nodes_)})
+    store.publish(TREE_ID, assignments, {"n_nodes": len(clusterer.nodes_)})
     return store, assignments

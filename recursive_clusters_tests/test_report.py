@@ -24,7 +24,7 @@ from recursive_clusters_tests.report_tree import (
     EVIL_FEATURE,
     EVIL_SOURCE,
     EVIL_VALUE,
-    GENERATION,
+    TREE_ID,
     grow_report_tree,
 )
 
@@ -36,7 +36,7 @@ def tree(tmp_path_factory) -> tuple[TreeStore, pd.DataFrame]:
 
 @pytest.fixture(scope="session")
 def report(tree) -> str:
-    return render_report(tree[0], GENERATION)
+    return render_report(tree[0], TREE_ID)
 
 
 def tree_rows(report: str) -> dict[str, tuple[int, str, str]]:
@@ -50,7 +50,7 @@ def tree_rows(report: str) -> dict[str, tuple[int, str, str]]:
 
 def test_tree_has_planted_depth(tree):
     store, assignments = tree
-    records = store.node_records(GENERATION)
+    records = store.node_records(TREE_ID)
     assert records["root"]["split_accepted"] and len(records) > 1
     assert assignments["leaf_path"].str.count(r"\.").max() == 2
 
@@ -59,7 +59,7 @@ def test_every_node_and_leaf_is_listed_with_matching_numbers(tree, report):
     store, assignments = tree
     leaf = assignments["leaf_path"]
     listed = tree_rows(report)
-    expected_paths = set(store.node_records(GENERATION)) | set(leaf)
+    expected_paths = set(store.node_records(TREE_ID)) | set(leaf)
     assert expected_paths <= set(listed)
     for path, (rows, shown, share) in listed.items():
         in_subtree = leaf == path
@@ -68,13 +68,13 @@ def test_every_node_and_leaf_is_listed_with_matching_numbers(tree, report):
         assert rows == int(in_subtree.sum()), path
         assert shown == f"{rows:,}"
         assert share == f"{rows / len(leaf):.1%}"
-    for path in store.node_records(GENERATION):
+    for path in store.node_records(TREE_ID):
         assert f'id="node-{path}"' in report
 
 
 def test_children_overview_shares_match_assignments(tree, report):
     store, assignments = tree
-    for path, record in store.node_records(GENERATION).items():
+    for path, record in store.node_records(TREE_ID).items():
         if not record["split_accepted"]:
             continue
         for child, size in record["child_sizes"].items():
@@ -122,18 +122,18 @@ def test_maps_carry_row_numbers_and_the_rows_their_ids_and_leaves(tree, report):
     leaf_of = np.frombuffer(base64.b64decode(rows["leaf"]), "<i4")
     assert [rows["leaves"][i] for i in leaf_of] == assignments["leaf_path"].tolist()
     root_x = np.frombuffer(base64.b64decode(rows["x"][0]), "<f4")
-    embedding = store.read_embedding(GENERATION, "root").sort_values("row")
+    embedding = store.read_embedding(TREE_ID, "root").sort_values("row")
     np.testing.assert_allclose(root_x[embedding["row"]], embedding["x"], rtol=1e-6)
     specs = dict(
         re.findall(r'<script type="application/json" id="spec-([^"]+)">(.*?)</script>', report)
     )
-    assert set(specs) == set(store.node_records(GENERATION)) | {"overview"}
+    assert set(specs) == set(store.node_records(TREE_ID)) | {"overview"}
     overview = json.loads(specs.pop("overview"))["data"]
     assert sum(len(trace["customdata"]) for trace in overview) == len(assignments)
     for trace in overview:  # one trace per leaf, its rows all in that leaf
         assert {assignments["leaf_path"][row] for row in trace["customdata"]} == {trace["meta"]}
     for path, spec in specs.items():
-        in_node = set(store.read_embedding(GENERATION, path)["row"])
+        in_node = set(store.read_embedding(TREE_ID, path)["row"])
         for trace in json.loads(spec)["data"]:
             assert trace["type"] == "scattergl" and set(trace["customdata"]) <= in_node
 
@@ -145,8 +145,8 @@ def test_profile_shows_over_represented_level_and_medians(report):
 
 def test_write_report_replaces_atomically(tree):
     store, _ = tree
-    target = write_report(store, GENERATION)
-    assert target == store.tree_dir(GENERATION) / REPORT_HTML
+    target = write_report(store, TREE_ID)
+    assert target == store.tree_dir(TREE_ID) / REPORT_HTML
     assert target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert not list(target.parent.glob(f".{REPORT_HTML}.*"))
 
@@ -171,17 +171,17 @@ def test_report_asset_materializes(tree):
     from dagster import materialize
 
     from recursive_clusters.defs.assets.report import build_report_asset
-    from recursive_clusters.defs.resources import TreeStorage
+    from recursive_clusters.defs.resources import TreeStoreResource
 
     store, _ = tree
     asset = build_report_asset(max_depth=2)
     result = materialize(
-        [asset], resources={"tree_storage": TreeStorage(base_dir=str(store.base_dir))}
+        [asset], resources={"tree_storage": TreeStoreResource(base_dir=str(store.base_dir))}
     )
     assert result.success
     metadata = result.asset_materializations_for_node("tree_report")[0].metadata
-    assert metadata["generation"].value == GENERATION
-    assert metadata["nodes"].value == len(store.node_records(GENERATION))
+    assert metadata["generation"].value == TREE_ID
+    assert metadata["nodes"].value == len(store.node_records(TREE_ID))
     assert metadata["report"].value.endswith(REPORT_HTML)
     assert "root.noise" in metadata["summary"].value or "root.0" in metadata["summary"].value
 
@@ -196,14 +196,14 @@ def test_image_data_shows_each_clusters_mean_image_beside_its_name(tree, tmp_pat
     store, assignments = tree
     copy = TreeStore(tmp_path / "store")
     shutil.copytree(store.base_dir, copy.base_dir)
-    manifest = copy.manifest(GENERATION)
+    manifest = copy.manifest(TREE_ID)
     manifest["settings"]["input"]["image_shape"] = [2, 3]  # the 6 features as a 2x3 image
-    (copy.tree_dir(GENERATION) / "manifest.json").write_text(json.dumps(manifest))
-    copy.write_table(GENERATION, "pixels", copy.read_table(GENERATION, "features"))
-    report = render_report(copy, GENERATION)
+    (copy.tree_dir(TREE_ID) / "manifest.json").write_text(json.dumps(manifest))
+    copy.write_table(TREE_ID, "pixels", copy.read_table(TREE_ID, "features"))
+    report = render_report(copy, TREE_ID)
     thumbnails = dict(re.findall(r'alt="mean image of ([^"]+)" src="([^"]+)"', report))
     expected = {p for p in tree_rows(report) if not p.endswith(".noise")}
     assert set(thumbnails) == expected and "root" in thumbnails
     png = base64.b64decode(thumbnails["root"].removeprefix("data:image/png;base64,"))
     assert Image.open(io.BytesIO(png)).size == (3, 2)
-    assert 'class="thumb"' not in render_report(store, GENERATION)  # tabular: no thumbnails
+    assert 'class="thumb"' not in render_report(store, TREE_ID)  # tabular: no thumbnails

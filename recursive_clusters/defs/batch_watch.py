@@ -42,8 +42,8 @@ class ScoredBatch:
     reasons: str
 
 
-def scored_by(instance: DagsterInstance, generation: str) -> list[ScoredBatch]:
-    """The batches tree ``generation`` scored, newest first, each once (its latest score)."""
+def scored_by(instance: DagsterInstance, tree_id: str) -> list[ScoredBatch]:
+    """The batches tree ``tree_id`` scored, newest first, each once (its latest score)."""
     records = instance.fetch_materializations(
         SCORED_BATCHES, limit=SCORED_HISTORY, ascending=False
     ).records
@@ -52,7 +52,7 @@ def scored_by(instance: DagsterInstance, generation: str) -> list[ScoredBatch]:
         metadata = record.asset_materialization.metadata
         if record.partition_key in seen or "generation" not in metadata:
             continue
-        if str(metadata["generation"].value) != generation:
+        if str(metadata["generation"].value) != tree_id:
             continue
         seen[record.partition_key] = ScoredBatch(
             record.partition_key,
@@ -62,10 +62,10 @@ def scored_by(instance: DagsterInstance, generation: str) -> list[ScoredBatch]:
     return list(seen.values())
 
 
-def drift_streak(instance: DagsterInstance, generation: str) -> list[ScoredBatch]:
-    """The newest batches scored by ``generation`` that all drift, oldest first."""
+def drift_streak(instance: DagsterInstance, tree_id: str) -> list[ScoredBatch]:
+    """The newest batches scored by tree ``tree_id`` that all drift, oldest first."""
     streak = []
-    for scored in scored_by(instance, generation):
+    for scored in scored_by(instance, tree_id):
         if not scored.drifting:
             break
         streak.append(scored)

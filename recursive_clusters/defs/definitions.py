@@ -20,13 +20,13 @@ from recursive_clusters.defs.keys import (
     TREE_STORAGE_RESOURCE,
     level_job_name,
 )
-from recursive_clusters.defs.resources import SETTINGS_ENV, TreeStorage
+from recursive_clusters.defs.resources import SETTINGS_ENV, TreeStoreResource
 from recursive_clusters.defs.schedules import build_recluster_schedules
 from recursive_clusters.defs.sensors import build_batch_sensor, build_growth_sensor
 from recursive_clusters.defs.tree_status import build_tree_failure_sensor
 
 
-def build_definitions(settings: Settings, storage: TreeStorage | None = None) -> Definitions:
+def build_definitions(settings: Settings, storage: TreeStoreResource | None = None) -> Definitions:
     """Everything the code location holds, for a tree of ``settings.recursion.max_depth``.
 
     The depth fixes how many level assets exist; every other setting is read per tree from
@@ -67,7 +67,7 @@ def build_definitions(settings: Settings, storage: TreeStorage | None = None) ->
             jobs[GROW_TREE_JOB],
             settings.schedule_cron or Settings.model_fields["schedule_cron"].default,
         ),
-        resources={TREE_STORAGE_RESOURCE: storage or TreeStorage()},
+        resources={TREE_STORAGE_RESOURCE: storage or TreeStoreResource()},
         executor=in_process_executor,
     )
 

@@ -36,9 +36,9 @@ from recursive_clusters.defs.dagster_internals import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 from recursive_clusters.defs.keys import (
-    GENERATION_TAG,
     THREADS_TAG,
     TREE_ASSET,
+    TREE_ID_TAG,
     clusters_key,
     level_partitions,
     shap_key,
@@ -75,7 +75,7 @@ class NodeEvent:
     storage_id: int
     level: int
     path: NodePath
-    generation: str
+    tree_id: str
     run_id: str
     kind: EventKind
 
@@ -122,7 +122,7 @@ def new_node_events(instance: DagsterInstance, after: int, max_depth: int) -> li
                     storage_id=record.storage_id,
                     level=level,
                     path=path,
-                    generation=str(metadata["generation"].value),
+                    tree_id=str(metadata["generation"].value),
                     run_id=record.run_id,
                     kind=kind,
                 )
@@ -200,7 +200,7 @@ def plan_growth(
             try:
                 _plan_children(store, event, max_depth, existing, added, deleted)
             except (StorageError, PathError, OSError, ValueError, KeyError) as exc:
-                failures[event.generation] = f"cannot grow node {event.path}: {exc}"
+                failures[event.tree_id] = f"cannot grow node {event.path}: {exc}"
 
     partition_requests: list = []
     for level in existing:
@@ -216,19 +216,19 @@ def plan_growth(
         # Keys are added tree by tree, so that each tree's keys are consecutive and a run's
         # partition range (first..last key of a batch) holds no key of another tree.
         by_tree = {
-            generation: [k for k, g in added[level].items() if g == generation]
-            for generation in dict.fromkeys(added[level].values())
+            tree_id: [k for k, g in added[level].items() if g == tree_id]
+            for tree_id in dict.fromkeys(added[level].values())
         }
         ordered = [key for batch in by_tree.values() for key in batch]
         partition_requests.append(level_partitions(level).build_add_request(ordered))
-        for generation, batch in by_tree.items():
+        for tree_id, batch in by_tree.items():
             for chunk in chunks(batch, parallel_runs):
                 run_requests.append(
                     RunRequest(
-                        run_key=f"{generation}:{level}:{chunk[0]}..{chunk[-1]}:{newest}",
+                        run_key=f"{tree_id}:{level}:{chunk[0]}..{chunk[-1]}:{newest}",
                         job_name=level_jobs[level],
                         tags={
-                            GENERATION_TAG: generation,
+                            TREE_ID_TAG: tree_id,
                             ASSET_PARTITION_RANGE_START_TAG: chunk[0],
                             ASSET_PARTITION_RANGE_END_TAG: chunk[-1],
                             THREADS_TAG: str(threads_per_run(parallel_runs)),
@@ -237,20 +237,20 @@ def plan_growth(
                 )
     growing = {g for level_keys in added.values() for g in level_keys.values()}
     node_events = [e for e in events if e.kind is not EventKind.PUBLISHED]
-    for generation in dict.fromkeys(e.generation for e in node_events):
-        if generation in growing or generation in failures:
+    for tree_id in dict.fromkeys(e.tree_id for e in node_events):
+        if tree_id in growing or tree_id in failures:
             continue
-        if store.status(generation) != "building":
+        if store.status(tree_id) != "building":
             continue
-        if pending_nodes(store.node_records(generation)) or store.unexplained_nodes(generation):
+        if pending_nodes(store.node_records(tree_id)) or store.unexplained_nodes(tree_id):
             continue
-        if _publish_asked_for(instance, publish_job, generation):
+        if _publish_asked_for(instance, publish_job, tree_id):
             continue
         run_requests.append(
             RunRequest(
-                run_key=f"publish:{generation}:{newest}",
+                run_key=f"publish:{tree_id}:{newest}",
                 job_name=publish_job,
-                tags={GENERATION_TAG: generation},
+                tags={TREE_ID_TAG: tree_id},
             )
         )
     return GrowthPlan(
@@ -271,17 +271,15 @@ _PUBLISH_ASKED_FOR = [
 ]
 
 
-def _publish_asked_for(instance: DagsterInstance, publish_job: str, generation: str) -> bool:
-    """Whether tree ``generation`` already has a publish run queued, running or done.
+def _publish_asked_for(instance: DagsterInstance, publish_job: str, tree_id: str) -> bool:
+    """Whether tree ``tree_id`` already has a publish run queued, running or done.
 
     A late materialization of a complete tree (the last node of a batch run, a node re-run
     by hand) can land while its publish run waits in the queue; without this check the next
     tick asked for a second publish of the same tree. A failed or canceled publish does not
     count, so a later node event can ask again."""
     runs = instance.get_run_ids(
-        RunsFilter(
-            job_name=publish_job, tags={GENERATION_TAG: generation}, statuses=_PUBLISH_ASKED_FOR
-        ),
+        RunsFilter(job_name=publish_job, tags={TREE_ID_TAG: tree_id}, statuses=_PUBLISH_ASKED_FOR),
         limit=1,
     )
     return bool(runs)
@@ -297,10 +295,10 @@ def _plan_children(
 ) -> None:
     """Add the partitions of a clustered node's children; a node clustered again (a retried
     run) first drops the partitions it had below it."""
-    record = store.node_record(event.generation, event.path)
+    record = store.node_record(event.tree_id, event.path)
     if record is None:
         return
-    below = event.path.descendants_key_prefix(event.generation)
+    below = event.path.descendants_key_prefix(event.tree_id)
     for level in range(event.level + 1, max_depth + 1):
         deleted[level] |= {k for k in existing[level] if k.startswith(below)}
         added[level] = {k: g for k, g in added[level].items() if not k.startswith(below)}
@@ -311,4 +309,4 @@ def _plan_children(
             f"with max_depth {max_depth}: reload it with the tree's settings"
         )
     for child in children:
-        added[event.level + 1][NodePath(child).partition_key(event.generation)] = event.generation
+        added[event.level + 1][NodePath(child).partition_key(event.tree_id)] = event.tree_id

@@ -92,7 +92,10 @@ FAILURE_SENSOR = "tree_failure_sensor"
 TREE_STORAGE_RESOURCE = "tree_storage"
 
 # Run tags this package sets and reads (Dagster's own tags it reads: dagster_internals).
-GENERATION_TAG = "recursive_clusters/generation"
+# A tree's id was once called its "generation": the tag, the materialization metadata keys
+# ("generation", "previous_generation") and the scored rows' column keep that spelling, so
+# the runs, events and files of existing instances still read.
+TREE_ID_TAG = "recursive_clusters/generation"
 DRIVER_TAG = "recursive_clusters/driver"
 THREADS_TAG = "recursive_clusters/threads"
 TRIGGER_TAG = "recursive_clusters/trigger"  # why a tree was launched (e.g. drift in batches)

@@ -25,8 +25,8 @@ def default_storage_dir() -> str:
     return str(Path.cwd() / ".recursive_clusters")
 
 
-class TreeStorage(ConfigurableResource):
-    """Storage of every tree generation, and the settings a newly started tree uses.
+class TreeStoreResource(ConfigurableResource):
+    """Storage of every tree, and the settings a newly started tree uses.
 
     A tree's settings are frozen into its manifest when it starts, so the nodes of one tree
     always use that tree's settings even if the code location is reloaded with others.
@@ -47,5 +47,5 @@ class TreeStorage(ConfigurableResource):
     def new_tree_settings(self) -> Settings:
         return load_settings(self.settings_path)
 
-    def tree_settings(self, generation: str) -> Settings:
-        return self.store().tree_settings(generation)
+    def tree_settings(self, tree_id: str) -> Settings:
+        return self.store().tree_settings(tree_id)

@@ -38,11 +38,11 @@ from recursive_clusters.defs.dagster_internals import (
 from recursive_clusters.defs.growth import latest_storage_id, plan_growth
 from recursive_clusters.defs.keys import (
     DRIVER_TAG,
-    GENERATION_TAG,
     GROW_TREE_JOB,
     PUBLISH_TREE_JOB,
     SCORE_BATCHES_JOB,
     SCORED_BATCHES,
+    TREE_ID_TAG,
     TREE_STORAGE_RESOURCE,
     level_job_name,
 )
@@ -108,7 +108,7 @@ def grow_tree(
     report: Callable[[str], None] = print,
     launch_tags: Mapping[str, str] | None = None,
 ) -> str:
-    """Start a tree, grow it level by level and publish it; returns its generation id.
+    """Start a tree, grow it level by level and publish it; returns its tree id.
     ``launch_tags`` go on the launching run (e.g. why the tree is re-grown)."""
     storage = defs.resources[TREE_STORAGE_RESOURCE]
     cursor = str(latest_storage_id(instance, max_depth))
@@ -129,23 +129,23 @@ def grow_tree(
                 run_id=run_id,
             )
         except Exception as exc:
-            generation = tags.get(GENERATION_TAG)
-            if generation:
+            tree_id = tags.get(TREE_ID_TAG)
+            if tree_id:
                 reason = f"{label} failed: {exc}"
                 # e.g. on a full disk this may fail too: the first error is what to show
                 with contextlib.suppress(Exception):
-                    report_tree_failure(instance, storage.store(), generation, reason)
+                    report_tree_failure(instance, storage.store(), tree_id, reason)
             raise
         except (KeyboardInterrupt, DagsterExecutionInterruptedError):  # Ctrl-C
             _cancel_run(instance, run_id, f"interrupted during {label}")
             run = instance.get_run_by_id(run_id)
-            if not growing and run is not None and GENERATION_TAG in run.tags:
-                growing.append(run.tags[GENERATION_TAG])
+            if not growing and run is not None and TREE_ID_TAG in run.tags:
+                growing.append(run.tags[TREE_ID_TAG])
             raise KeyboardInterrupt(label) from None
         if interrupts.seen():  # Ctrl-C outside the run's own code: Dagster noted it, went on
             run = instance.get_run_by_id(run_id)
-            if not growing and run is not None and GENERATION_TAG in run.tags:
-                growing.append(run.tags[GENERATION_TAG])
+            if not growing and run is not None and TREE_ID_TAG in run.tags:
+                growing.append(run.tags[TREE_ID_TAG])
             raise KeyboardInterrupt(label)
         own_runs.add(result.run_id)
         report(
@@ -156,7 +156,7 @@ def grow_tree(
     interrupts = _InterruptWatch()
     try:
         run_id = execute(GROW_TREE_JOB, dict(launch_tags or {}), "input + level 1 (root)")
-        growing.append(instance.get_run_by_id(run_id).tags[GENERATION_TAG])
+        growing.append(instance.get_run_by_id(run_id).tags[TREE_ID_TAG])
         return _grow(
             instance, storage, growing[0], cursor, max_depth, level_jobs, own_runs, execute
         )
@@ -216,14 +216,14 @@ def _cancel_run(instance: DagsterInstance, run_id: str, message: str) -> None:
 def _grow(
     instance: DagsterInstance,
     storage,
-    generation: str,
+    tree_id: str,
     cursor: str,
     max_depth: int,
     level_jobs: Mapping[int, str],
     own_runs: set[str],
     execute: Callable[[str, dict[str, str], str], str],
 ) -> str:
-    """Grow tree ``generation`` level by level from its clustered root, then publish it."""
+    """Grow tree ``tree_id`` level by level from its clustered root, then publish it."""
     while True:
         plan = plan_growth(
             instance,
@@ -241,7 +241,7 @@ def _grow(
             raise RuntimeError(f"Tree {failed} could not be grown: {reason}")
         _apply(instance, plan.dynamic_partitions_requests)
         if not plan.run_requests:
-            return generation
+            return tree_id
         for request in plan.run_requests:
             if request.job_name == PUBLISH_TREE_JOB:
                 label = "publish tree"

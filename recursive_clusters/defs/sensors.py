@@ -16,7 +16,7 @@ from recursive_clusters.defs.batch_watch import plan_batches
 from recursive_clusters.defs.dagster_internals import UnresolvedAssetJobDefinition
 from recursive_clusters.defs.growth import latest_storage_id, plan_growth
 from recursive_clusters.defs.keys import BATCH_SENSOR, DRIVER_TAG, GROWTH_SENSOR
-from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.defs.resources import TreeStoreResource
 from recursive_clusters.defs.tree_status import report_tree_failure
 
 
@@ -40,7 +40,7 @@ def build_growth_sensor(
         description="Adds the child partitions of each newly clustered node and runs them; "
         "publishes the tree when no node is pending.",
     )
-    def tree_growth_sensor(context: SensorEvaluationContext, tree_storage: TreeStorage):
+    def tree_growth_sensor(context: SensorEvaluationContext, tree_storage: TreeStoreResource):
         if context.cursor is None:
             start = latest_storage_id(context.instance, max_depth)
             return SensorResult(cursor=str(start), skip_reason=SkipReason("Started watching."))
@@ -60,9 +60,9 @@ def build_growth_sensor(
             parallel_runs=default_parallel_runs(),
         )
         store = tree_storage.store()
-        for generation, reason in plan.failures.items():
-            context.log.error(f"tree {generation}: {reason}")
-            report_tree_failure(context.instance, store, generation, reason)
+        for tree_id, reason in plan.failures.items():
+            context.log.error(f"tree {tree_id}: {reason}")
+            report_tree_failure(context.instance, store, tree_id, reason)
         return SensorResult(
             run_requests=plan.run_requests,
             dynamic_partitions_requests=plan.dynamic_partitions_requests,
@@ -84,7 +84,7 @@ def build_batch_sensor(
         "batches.path and scores it; launches a re-clustering when drift.consecutive_batches "
         "batches in a row drift from the current tree.",
     )
-    def batch_sensor(context: SensorEvaluationContext, tree_storage: TreeStorage):
+    def batch_sensor(context: SensorEvaluationContext, tree_storage: TreeStoreResource):
         plan = plan_batches(
             context.instance, tree_storage.store(), tree_storage.new_tree_settings()
         )

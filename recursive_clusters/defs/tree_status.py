@@ -26,25 +26,25 @@ from dagster import (
 from recursive_clusters.defs.dagster_internals import WILL_RETRY_TAG, UnresolvedAssetJobDefinition
 from recursive_clusters.defs.keys import (
     FAILURE_SENSOR,
-    GENERATION_TAG,
     TREE_ASSET,
     TREE_COMPLETE_CHECK,
+    TREE_ID_TAG,
 )
-from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.defs.resources import TreeStoreResource
 from recursive_clusters.io.store import StorageError, TreeStore
 from recursive_clusters.trees.publish import fail_tree
 
 
 def report_tree_failure(
-    instance: DagsterInstance, store: TreeStore, generation: str, reason: str
+    instance: DagsterInstance, store: TreeStore, tree_id: str, reason: str
 ) -> None:
-    """Mark tree ``generation`` failed and fail the ``tree_complete`` check with ``reason``.
+    """Mark tree ``tree_id`` failed and fail the ``tree_complete`` check with ``reason``.
 
     A tree already published is left as it is: a later failed run of it (a partition
     re-run by hand, the report) does not unpublish it, and its run says what failed."""
     with contextlib.suppress(StorageError, OSError):  # files gone or the disk full: the check
         # still says what happened
-        if not fail_tree(store, generation, reason):
+        if not fail_tree(store, tree_id, reason):
             return
     current = store.current()
     instance.report_runless_asset_event(
@@ -54,11 +54,11 @@ def report_tree_failure(
             passed=False,
             severity=AssetCheckSeverity.ERROR,
             metadata={
-                "generation": generation,
+                "generation": tree_id,
                 "error": MetadataValue.text(reason),
                 "current_tree": current or "none",
                 "what_now": MetadataValue.text(
-                    f"Tree {generation} will not be published; "
+                    f"Tree {tree_id} will not be published; "
                     + (f"tree {current} stays current." if current else "no tree is current.")
                     + " Fix the cause and launch grow_tree again."
                 ),
@@ -90,13 +90,15 @@ def build_tree_failure_sensor(jobs: Sequence[UnresolvedAssetJobDefinition]) -> S
         description="Marks a tree failed, and fails the tree_complete check of cluster_tree "
         "naming the node and error, when one of its runs fails.",
     )
-    def tree_failure_sensor(context: RunFailureSensorContext, tree_storage: TreeStorage) -> None:
+    def tree_failure_sensor(
+        context: RunFailureSensorContext, tree_storage: TreeStoreResource
+    ) -> None:
         run = context.dagster_run
-        generation = run.tags.get(GENERATION_TAG)
-        if not generation or run.tags.get(WILL_RETRY_TAG) == "true":
+        tree_id = run.tags.get(TREE_ID_TAG)
+        if not tree_id or run.tags.get(WILL_RETRY_TAG) == "true":
             return  # no tree was started yet (the failed run says why), or it will be retried
         report_tree_failure(
-            context.instance, tree_storage.store(), generation, _failure_reason(context)
+            context.instance, tree_storage.store(), tree_id, _failure_reason(context)
         )
 
     return tree_failure_sensor

@@ -8,19 +8,21 @@ it is written once per finished tree, with retries when another process holds it
 
 Layout under ``base_dir``::
 
-    trees/<generation>/manifest.json         settings, data fingerprint, status
-    trees/<generation>/{source,features,ids,profile}.parquet, preprocessor.json
-    trees/<generation>/nodes/<path>/embedding.parquet  (row, x, y)
-    trees/<generation>/nodes/<path>/perturbed.parquet  (run, seed, position, x, y): the
+    trees/<tree_id>/manifest.json            settings, data fingerprint, status
+    trees/<tree_id>/{source,features,ids,profile}.parquet, preprocessor.json
+    trees/<tree_id>/nodes/<path>/embedding.parquet     (row, x, y)
+    trees/<tree_id>/nodes/<path>/perturbed.parquet     (run, seed, position, x, y): the
                                                        split test's re-layouts
-    trees/<generation>/nodes/<path>/labels.parquet     (row, label, probability)
-    trees/<generation>/nodes/<path>/node.json          written last: the node is complete
-    trees/<generation>/nodes/<path>/*.png, models/, explanation files
-    trees/<generation>/assignments.parquet
-    trees/<generation>/drift_baseline.json  training rows as the routers place them
+    trees/<tree_id>/nodes/<path>/labels.parquet        (row, label, probability)
+    trees/<tree_id>/nodes/<path>/node.json             written last: the node is complete
+    trees/<tree_id>/nodes/<path>/*.png, models/, explanation files
+    trees/<tree_id>/assignments.parquet
+    trees/<tree_id>/drift_baseline.json     training rows as the routers place them
     scored_batches/<batch>.parquet          each incoming batch, scored (batch, id, path, ...)
-    building.json   the generation most recently started
-    current.json    the last generation completed: what export, report and predict read
+    building.json   the tree most recently started ({"generation": <tree_id>}: the JSON keys
+                    and the catalog's trees.generation column keep a tree id's former name,
+                    so stores written before the rename still read)
+    current.json    the last tree completed: what export, report and predict read
     catalog.duckdb  views and tables for SQL users
 """
 
@@ -47,7 +49,7 @@ from recursive_clusters.core.settings import Settings, parse_settings
 from recursive_clusters.io.atomic import atomic_path, os_reason
 from recursive_clusters.io.tables import sql_string
 
-_GENERATION_PATTERN = re.compile(r"^[0-9a-f]{8,40}$")
+_TREE_ID_PATTERN = re.compile(r"^[0-9a-f]{8,40}$")
 
 
 class StorageError(RuntimeError):
@@ -87,10 +89,10 @@ def shap_pixels_png(child: int) -> str:
     return f"shap_pixels_{int(child)}"
 
 
-def validate_generation(generation: str) -> str:
-    if not isinstance(generation, str) or not _GENERATION_PATTERN.match(generation):
-        raise StorageError(f"Not a tree generation id: {generation!r}")
-    return generation
+def validate_tree_id(tree_id: str) -> str:
+    if not isinstance(tree_id, str) or not _TREE_ID_PATTERN.match(tree_id):
+        raise StorageError(f"Not a tree id: {tree_id!r}")
+    return tree_id
 
 
 def write_json(target: Path, payload: object) -> None:
@@ -137,7 +139,7 @@ def read_json(source: Path) -> dict:
 
 
 class TreeStore:
-    """Reads and writes the files of every tree generation under one base directory."""
+    """Reads and writes the files of every tree under one base directory."""
 
     def __init__(self, base_dir: str | Path) -> None:
         self.base_dir = Path(base_dir)
@@ -147,23 +149,23 @@ class TreeStore:
                 "$DAGSTER_HOME/recursive_clusters) is a file; it must name a directory"
             )
 
-    # -- generations -------------------------------------------------------------------
-    def tree_dir(self, generation: str) -> Path:
-        return self.base_dir / "trees" / validate_generation(generation)
+    # -- trees ------------------------------------------------------------------------
+    def tree_dir(self, tree_id: str) -> Path:
+        return self.base_dir / "trees" / validate_tree_id(tree_id)
 
-    def begin_tree(self, generation: str, manifest: dict) -> None:
-        """Record a new generation as started (it is not current until ``publish``)."""
-        write_json(self.tree_dir(generation) / "manifest.json", {**manifest, "status": "building"})
-        write_json(self.base_dir / "building.json", {"generation": generation})
+    def begin_tree(self, tree_id: str, manifest: dict) -> None:
+        """Record a new tree as started (it is not current until ``publish``)."""
+        write_json(self.tree_dir(tree_id) / "manifest.json", {**manifest, "status": "building"})
+        write_json(self.base_dir / "building.json", {"generation": tree_id})
 
-    def manifest(self, generation: str) -> dict:
-        return read_json(self.tree_dir(generation) / "manifest.json")
+    def manifest(self, tree_id: str) -> dict:
+        return read_json(self.tree_dir(tree_id) / "manifest.json")
 
-    def tree_settings(self, generation: str) -> Settings:
-        """The settings tree ``generation`` was started with, frozen in its manifest: every
+    def tree_settings(self, tree_id: str) -> Settings:
+        """The settings tree ``tree_id`` was started with, frozen in its manifest: every
         node of a tree uses them, whatever settings the code location holds now."""
         return parse_settings(
-            self.manifest(generation)["settings"], source=f"manifest of tree {generation}"
+            self.manifest(tree_id)["settings"], source=f"manifest of tree {tree_id}"
         )
 
     # -- files beside the trees ----------------------------------------------------------
@@ -181,19 +183,19 @@ class TreeStore:
         """The drift demo's input table and batches (``run --drift``)."""
         return self.base_dir / "demo_drift"
 
-    def status(self, generation: str) -> str:
+    def status(self, tree_id: str) -> str:
         """``building``, ``complete`` or ``failed``; ``missing`` when the tree has no manifest."""
-        source = self.tree_dir(generation) / "manifest.json"
+        source = self.tree_dir(tree_id) / "manifest.json"
         return read_json(source).get("status", "building") if source.is_file() else "missing"
 
-    def mark_failed(self, generation: str, reason: str) -> bool:
+    def mark_failed(self, tree_id: str, reason: str) -> bool:
         """Record why a tree that is still building will not complete. A published tree keeps
         its status (a later failure, e.g. of a report, does not unpublish it): False then."""
-        manifest = self.manifest(generation)
+        manifest = self.manifest(tree_id)
         if manifest.get("status") == "building":
             failed_at = datetime.now(UTC).isoformat()
             write_json(
-                self.tree_dir(generation) / "manifest.json",
+                self.tree_dir(tree_id) / "manifest.json",
                 {**manifest, "status": "failed", "failure": reason, "failed_at": failed_at},
             )
         return manifest.get("status") != "complete"
@@ -207,52 +209,52 @@ class TreeStore:
         return read_json(pointer)["generation"] if pointer.is_file() else None
 
     def require_current(self) -> str:
-        generation = self.current()
-        if generation is None:
+        tree_id = self.current()
+        if tree_id is None:
             raise StorageError(
                 f"No finished tree under {self.base_dir}: run `recursive-clusters run` "
                 "(or `demo`) first."
             )
-        return generation
+        return tree_id
 
-    # -- tables of a generation ----------------------------------------------------------
-    def table_path(self, generation: str, name: str) -> Path:
-        return self.tree_dir(generation) / f"{name}.parquet"
+    # -- tables of a tree ----------------------------------------------------------------
+    def table_path(self, tree_id: str, name: str) -> Path:
+        return self.tree_dir(tree_id) / f"{name}.parquet"
 
-    def write_table(self, generation: str, name: str, frame: pd.DataFrame) -> Path:
-        target = self.table_path(generation, name)
+    def write_table(self, tree_id: str, name: str, frame: pd.DataFrame) -> Path:
+        target = self.table_path(tree_id, name)
         write_parquet(target, frame)
         return target
 
-    def read_table(self, generation: str, name: str) -> pd.DataFrame:
-        source = self.table_path(generation, name)
+    def read_table(self, tree_id: str, name: str) -> pd.DataFrame:
+        source = self.table_path(tree_id, name)
         if not source.is_file():
-            raise StorageError(f"Missing table {name!r} of tree {generation}: {source}")
+            raise StorageError(f"Missing table {name!r} of tree {tree_id}: {source}")
         return pd.read_parquet(source)
 
-    def write_text(self, generation: str, name: str, text: str) -> Path:
-        target = self.tree_dir(generation) / name
+    def write_text(self, tree_id: str, name: str, text: str) -> Path:
+        target = self.tree_dir(tree_id) / name
         with atomic_path(target) as temporary:
             temporary.write_text(text)
         return target
 
-    def has_text(self, generation: str, name: str) -> bool:
-        return (self.tree_dir(generation) / name).is_file()
+    def has_text(self, tree_id: str, name: str) -> bool:
+        return (self.tree_dir(tree_id) / name).is_file()
 
-    def read_text(self, generation: str, name: str) -> str:
-        source = self.tree_dir(generation) / name
+    def read_text(self, tree_id: str, name: str) -> str:
+        source = self.tree_dir(tree_id) / name
         if not source.is_file():
-            raise StorageError(f"Missing file {name!r} of tree {generation}: {source}")
+            raise StorageError(f"Missing file {name!r} of tree {tree_id}: {source}")
         return source.read_text()
 
-    def write_drift_baseline(self, generation: str, baseline: DriftBaseline) -> None:
-        self.write_text(generation, "drift_baseline.json", baseline.to_json())
+    def write_drift_baseline(self, tree_id: str, baseline: DriftBaseline) -> None:
+        self.write_text(tree_id, "drift_baseline.json", baseline.to_json())
 
-    def read_drift_baseline(self, generation: str) -> DriftBaseline:
-        source = self.tree_dir(generation) / "drift_baseline.json"
+    def read_drift_baseline(self, tree_id: str) -> DriftBaseline:
+        source = self.tree_dir(tree_id) / "drift_baseline.json"
         if not source.is_file():
             raise StorageError(
-                f"Tree {generation} has no drift baseline ({source}): it was published by an "
+                f"Tree {tree_id} has no drift baseline ({source}): it was published by an "
                 "earlier version; launch grow_tree to grow a tree that batches can be scored by"
             )
         return DriftBaseline.from_json(source.read_text())
@@ -279,19 +281,19 @@ class TreeStore:
         return target
 
     # -- nodes -------------------------------------------------------------------------
-    def node_dir(self, generation: str, path: str) -> Path:
-        return self.tree_dir(generation) / "nodes" / NodePath(path)
+    def node_dir(self, tree_id: str, path: str) -> Path:
+        return self.tree_dir(tree_id) / "nodes" / NodePath(path)
 
-    def write_embedding(self, generation: str, path: str, frame: pd.DataFrame) -> None:
-        write_parquet(self.node_dir(generation, path) / "embedding.parquet", frame)
+    def write_embedding(self, tree_id: str, path: str, frame: pd.DataFrame) -> None:
+        write_parquet(self.node_dir(tree_id, path) / "embedding.parquet", frame)
 
-    def read_embedding(self, generation: str, path: str) -> pd.DataFrame:
-        source = self.node_dir(generation, path) / "embedding.parquet"
+    def read_embedding(self, tree_id: str, path: str) -> pd.DataFrame:
+        source = self.node_dir(tree_id, path) / "embedding.parquet"
         if not source.is_file():
-            raise StorageError(f"Node {path} of tree {generation} has no embedding yet: {source}")
+            raise StorageError(f"Node {path} of tree {tree_id} has no embedding yet: {source}")
         return pd.read_parquet(source)
 
-    def write_perturbed_runs(self, generation: str, path: str, runs: list[PerturbedRun]) -> None:
+    def write_perturbed_runs(self, tree_id: str, path: str, runs: list[PerturbedRun]) -> None:
         """The split test's perturbed layouts of a node, made beside its embedding (while its
         k-NN graph is at hand) and re-clustered by the clusters step; none when untested."""
         frames = [
@@ -308,12 +310,12 @@ class TreeStore:
         ]
         empty = pd.DataFrame({"run": [], "seed": [], "position": [], "x": [], "y": []})
         frame = pd.concat(frames, ignore_index=True) if frames else empty
-        write_parquet(self.node_dir(generation, path) / "perturbed.parquet", frame)
+        write_parquet(self.node_dir(tree_id, path) / "perturbed.parquet", frame)
 
-    def read_perturbed_runs(self, generation: str, path: str) -> list[PerturbedRun]:
-        source = self.node_dir(generation, path) / "perturbed.parquet"
+    def read_perturbed_runs(self, tree_id: str, path: str) -> list[PerturbedRun]:
+        source = self.node_dir(tree_id, path) / "perturbed.parquet"
         if not source.is_file():
-            raise StorageError(f"Node {path} of tree {generation} has no perturbed runs: {source}")
+            raise StorageError(f"Node {path} of tree {tree_id} has no perturbed runs: {source}")
         frame = pd.read_parquet(source)
         return [
             PerturbedRun(
@@ -324,23 +326,23 @@ class TreeStore:
             for _, run in frame.groupby("run", sort=True)
         ]
 
-    def write_node(self, generation: str, path: str, labels: pd.DataFrame, record: dict) -> None:
+    def write_node(self, tree_id: str, path: str, labels: pd.DataFrame, record: dict) -> None:
         """Labels first, the JSON record last: a node with a record is complete."""
-        node_dir = self.node_dir(generation, path)
+        node_dir = self.node_dir(tree_id, path)
         write_parquet(node_dir / "labels.parquet", labels)
         write_json(node_dir / "node.json", record)
 
-    def read_labels(self, generation: str, path: str) -> pd.DataFrame:
-        source = self.node_dir(generation, path) / "labels.parquet"
+    def read_labels(self, tree_id: str, path: str) -> pd.DataFrame:
+        source = self.node_dir(tree_id, path) / "labels.parquet"
         if not source.is_file():
-            raise StorageError(f"Node {path} of tree {generation} is not clustered yet: {source}")
+            raise StorageError(f"Node {path} of tree {tree_id} is not clustered yet: {source}")
         return pd.read_parquet(source)
 
-    def child_rows(self, generation: str, parent: str, child: int) -> list[int]:
+    def child_rows(self, tree_id: str, parent: str, child: int) -> list[int]:
         """Row numbers of one child of ``parent``, selected in DuckDB from the parent's labels."""
-        source = self.node_dir(generation, parent) / "labels.parquet"
+        source = self.node_dir(tree_id, parent) / "labels.parquet"
         if not source.is_file():
-            raise StorageError(f"Parent node {parent} of tree {generation} is not clustered yet.")
+            raise StorageError(f"Parent node {parent} of tree {tree_id} is not clustered yet.")
         with duckdb.connect() as connection:
             rows = connection.execute(
                 "SELECT row FROM read_parquet(?) WHERE label = ? ORDER BY row",
@@ -348,49 +350,49 @@ class TreeStore:
             ).fetchall()
         return [row for (row,) in rows]
 
-    def write_node_table(self, generation: str, path: str, name: str, frame: pd.DataFrame) -> None:
-        write_parquet(self.node_dir(generation, path) / f"{name}.parquet", frame)
+    def write_node_table(self, tree_id: str, path: str, name: str, frame: pd.DataFrame) -> None:
+        write_parquet(self.node_dir(tree_id, path) / f"{name}.parquet", frame)
 
-    def read_node_table(self, generation: str, path: str, name: str) -> pd.DataFrame:
-        source = self.node_dir(generation, path) / f"{name}.parquet"
+    def read_node_table(self, tree_id: str, path: str, name: str) -> pd.DataFrame:
+        source = self.node_dir(tree_id, path) / f"{name}.parquet"
         if not source.is_file():
-            raise StorageError(f"Node {path} of tree {generation} has no {name} table: {source}")
+            raise StorageError(f"Node {path} of tree {tree_id} has no {name} table: {source}")
         return pd.read_parquet(source)
 
-    def unexplained_nodes(self, generation: str) -> list[str]:
+    def unexplained_nodes(self, tree_id: str) -> list[str]:
         """Split nodes whose SHAP drivers are not written yet (leaves need none)."""
         return [
             path
-            for path, record in self.node_records(generation).items()
+            for path, record in self.node_records(tree_id).items()
             if record["split_accepted"]
-            and not (self.node_dir(generation, path) / "drivers.parquet").is_file()
+            and not (self.node_dir(tree_id, path) / "drivers.parquet").is_file()
         ]
 
-    def node_png(self, generation: str, path: str, picture: str) -> Path:
+    def node_png(self, tree_id: str, path: str, picture: str) -> Path:
         """Where a node's picture lives (``picture``: see ``EMBEDDING_PNG`` and friends)."""
-        return self.node_dir(generation, path) / f"{picture}.png"
+        return self.node_dir(tree_id, path) / f"{picture}.png"
 
-    def write_node_png(self, generation: str, path: str, picture: str, png: bytes) -> Path:
-        target = self.node_png(generation, path, picture)
+    def write_node_png(self, tree_id: str, path: str, picture: str, png: bytes) -> Path:
+        target = self.node_png(tree_id, path, picture)
         with atomic_path(target) as temporary:
             temporary.write_bytes(png)
         return target
 
-    def read_node_png(self, generation: str, path: str, picture: str) -> bytes | None:
+    def read_node_png(self, tree_id: str, path: str, picture: str) -> bytes | None:
         """A node's picture; None when it was not made (e.g. mean images of non-images)."""
-        source = self.node_png(generation, path, picture)
+        source = self.node_png(tree_id, path, picture)
         return source.read_bytes() if source.is_file() else None
 
-    def models_dir(self, generation: str) -> Path:
+    def models_dir(self, tree_id: str) -> Path:
         """One sub-directory per explained node, as ``predict`` reads them."""
-        return self.tree_dir(generation) / "models"
+        return self.tree_dir(tree_id) / "models"
 
-    def node_record(self, generation: str, path: str) -> dict | None:
-        source = self.node_dir(generation, path) / "node.json"
+    def node_record(self, tree_id: str, path: str) -> dict | None:
+        source = self.node_dir(tree_id, path) / "node.json"
         return read_json(source) if source.is_file() else None
 
-    def node_records(self, generation: str) -> dict[str, dict]:
-        nodes_dir = self.tree_dir(generation) / "nodes"
+    def node_records(self, tree_id: str) -> dict[str, dict]:
+        nodes_dir = self.tree_dir(tree_id) / "nodes"
         records = {}
         for record_file in sorted(nodes_dir.glob("*/node.json")):
             record = read_json(record_file)
@@ -400,7 +402,7 @@ class TreeStore:
     # -- publishing ----------------------------------------------------------------------
     def publish(
         self,
-        generation: str,
+        tree_id: str,
         assignments: pd.DataFrame,
         summary: dict,
         before_switch: Callable[[], Path] | None = None,
@@ -410,39 +412,39 @@ class TreeStore:
 
         Until the switch the manifest says ``building``; a write that fails (a full disk)
         leaves the previous tree current and this one marked failed, naming the file."""
-        tree = self.tree_dir(generation)
+        tree = self.tree_dir(tree_id)
         previous = self.current()
-        manifest = {**self.manifest(generation), **summary, "status": "building"}
+        manifest = {**self.manifest(tree_id), **summary, "status": "building"}
         manifest["completed_at"] = datetime.now(UTC).isoformat()
         switched_catalog = False
         try:
-            target = self.write_table(generation, ASSIGNMENTS_TABLE, assignments)
+            target = self.write_table(tree_id, ASSIGNMENTS_TABLE, assignments)
             write_json(tree / "manifest.json", manifest)  # the report shows the summary
             written = [target, tree / "manifest.json"]
             if before_switch is not None:
                 written.append(before_switch())
             switched_catalog = True
-            self.refresh_catalog(generation)
+            self.refresh_catalog(tree_id)
             missing = [str(path) for path in written if not path.is_file()]
             if missing:
-                raise StorageError(f"Tree {generation} is missing {missing}: not published")
+                raise StorageError(f"Tree {tree_id} is missing {missing}: not published")
             write_json(tree / "manifest.json", {**manifest, "status": "complete"})
-            write_json(self.base_dir / "current.json", {"generation": generation})
+            write_json(self.base_dir / "current.json", {"generation": tree_id})
         except (OSError, StorageError) as exc:
             reason = f"not published: {exc}"
             failed_at = datetime.now(UTC).isoformat()
             with contextlib.suppress(OSError, StorageError):  # best effort on a full disk
                 failed = {**manifest, "status": "failed", "failure": reason}
                 write_json(tree / "manifest.json", {**failed, "failed_at": failed_at})
-            if switched_catalog and previous not in (None, generation):
+            if switched_catalog and previous not in (None, tree_id):
                 with contextlib.suppress(OSError, StorageError):
                     self.refresh_catalog(previous)  # the catalog shows the current tree
             raise
         return target
 
-    def refresh_catalog(self, generation: str) -> None:
+    def refresh_catalog(self, tree_id: str) -> None:
         """Copy the tree's assignments into the DuckDB catalog again (after a change)."""
-        self._with_catalog(lambda connection: self._refresh_catalog(connection, generation))
+        self._with_catalog(lambda connection: self._refresh_catalog(connection, tree_id))
 
     @property
     def catalog_path(self) -> Path:
@@ -469,14 +471,14 @@ class TreeStore:
                 time.sleep(delay)
                 delay *= 2
 
-    def _refresh_catalog(self, connection: duckdb.DuckDBPyConnection, generation: str) -> None:
-        tree = self.tree_dir(generation)
-        table = f"assignments_{generation}"
+    def _refresh_catalog(self, connection: duckdb.DuckDBPyConnection, tree_id: str) -> None:
+        tree = self.tree_dir(tree_id)
+        table = f"assignments_{tree_id}"
         connection.execute(
             f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM read_parquet('
-            f"{sql_string(str(self.table_path(generation, ASSIGNMENTS_TABLE)))})"
+            f"{sql_string(str(self.table_path(tree_id, ASSIGNMENTS_TABLE)))})"
         )
-        features = sql_string(str(self.table_path(generation, FEATURES_TABLE)))
+        features = sql_string(str(self.table_path(tree_id, FEATURES_TABLE)))
         views = {
             ASSIGNMENTS_TABLE: f'SELECT * FROM "{table}"',
             FEATURES_TABLE: f"SELECT * FROM read_parquet({features})",
@@ -493,11 +495,11 @@ class TreeStore:
             "CREATE TABLE IF NOT EXISTS trees (generation VARCHAR PRIMARY KEY, "
             "completed_at VARCHAR, data_fingerprint VARCHAR, settings VARCHAR)"
         )
-        manifest = self.manifest(generation)
+        manifest = self.manifest(tree_id)
         connection.execute(
             "INSERT OR REPLACE INTO trees VALUES (?, ?, ?, ?)",
             [
-                generation,
+                tree_id,
                 manifest.get("completed_at"),
                 manifest.get("data_fingerprint"),
                 json.dumps(manifest.get("settings")),

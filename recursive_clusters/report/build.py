@@ -108,16 +108,16 @@ def _static(name: str) -> Markup:
 def _document(store: TreeStore, tree: Tree, name: str) -> dict | None:
     """A JSON document of the tree; None for one a tree does not have (a first tree has no
     comparison; a tree grown before names existed has no names)."""
-    if not store.has_text(tree.generation, name):
+    if not store.has_text(tree.tree_id, name):
         return None
-    return json.loads(store.read_text(tree.generation, name))
+    return json.loads(store.read_text(tree.tree_id, name))
 
 
 def _names(store: TreeStore, tree: Tree) -> dict[str, str]:
     """Names as published (``names.json``), under the user's current ``names.yaml``."""
     published = _document(store, tree, NAMES_JSON) or {}
     names = {path: entry["name"] for path, entry in published.items()}
-    names.update(user_names(store, tree.generation))
+    names.update(user_names(store, tree.tree_id))
     return names
 
 
@@ -132,7 +132,7 @@ def _header(tree: Tree) -> dict:
     emb, clu, rec = settings.embedding, settings.clustering, settings.recursion
     return {
         "facts": [
-            ("Tree id", tree.generation, True),
+            ("Tree id", tree.tree_id, True),
             ("Data source", manifest.get("source", settings.input.path), True),
             ("Rows", _count(tree.n_rows), False),
             ("Data fingerprint", manifest.get("data_fingerprint", "–"), True),
@@ -235,11 +235,11 @@ def _cards(store: TreeStore, tree: Tree, entry: Entry, names: dict[str, str]) ->
     record = entry.record
 
     def picture(name: str) -> str | None:
-        return png_uri(store.read_node_png(tree.generation, entry.path, name))
+        return png_uri(store.read_node_png(tree.tree_id, entry.path, name))
 
-    metrics = node_table(store, tree.generation, entry.path, CLASSIFIER_METRICS_TABLE)
-    drivers = node_table(store, tree.generation, entry.path, DRIVERS_TABLE)
-    labels = store.read_labels(tree.generation, entry.path)
+    metrics = node_table(store, tree.tree_id, entry.path, CLASSIFIER_METRICS_TABLE)
+    drivers = node_table(store, tree.tree_id, entry.path, DRIVERS_TABLE)
+    labels = store.read_labels(tree.tree_id, entry.path)
     label_of_row = pd.Series(labels["label"].to_numpy(), index=labels["row"].to_numpy())
     children = []
     for child_entry in tree.children(entry):
@@ -279,8 +279,8 @@ def _cards(store: TreeStore, tree: Tree, entry: Entry, names: dict[str, str]) ->
 def _node(store: TreeStore, tree: Tree, entry: Entry, names: dict[str, str]) -> dict:
     """A clustered node: its facts, its maps and, if it split, its children."""
     record = entry.record
-    points = store.read_embedding(tree.generation, entry.path).merge(
-        store.read_labels(tree.generation, entry.path)[["row", "label"]], on="row"
+    points = store.read_embedding(tree.tree_id, entry.path).merge(
+        store.read_labels(tree.tree_id, entry.path)[["row", "label"]], on="row"
     )
     total = len(points)
     points = points.iloc[sample_rows(total, MAX_MAP_POINTS)]
@@ -300,7 +300,7 @@ def _node(store: TreeStore, tree: Tree, entry: Entry, names: dict[str, str]) -> 
             (name, _number(value) if isinstance(value, int | float) else str(value))
             for name, value in (acceptance.items() if isinstance(acceptance, dict) else [])
         ],
-        "embedding_png": png_uri(store.read_node_png(tree.generation, entry.path, EMBEDDING_PNG)),
+        "embedding_png": png_uri(store.read_node_png(tree.tree_id, entry.path, EMBEDDING_PNG)),
         "map_spec": _plotly_json(figure),
         "map_points": len(points),
         "map_total": total,
@@ -319,7 +319,7 @@ def _rows_data(store: TreeStore, tree: Tree, names: dict[str, str]) -> dict:
     x = np.full((levels, tree.n_rows), np.nan, dtype=np.float32)
     y = np.full((levels, tree.n_rows), np.nan, dtype=np.float32)
     for path in tree.records:
-        embedding = store.read_embedding(tree.generation, path)
+        embedding = store.read_embedding(tree.tree_id, path)
         level = NodePath(path).depth
         x[level, embedding["row"].to_numpy()] = embedding["x"].to_numpy(np.float32)
         y[level, embedding["row"].to_numpy()] = embedding["y"].to_numpy(np.float32)
@@ -339,7 +339,7 @@ def _rows_data(store: TreeStore, tree: Tree, names: dict[str, str]) -> dict:
 def _overview(store: TreeStore, tree: Tree, names: dict[str, str]) -> dict | None:
     if ROOT not in tree.records:
         return None
-    root = store.read_embedding(tree.generation, ROOT)
+    root = store.read_embedding(tree.tree_id, ROOT)
     leaves = sorted(tree.leaf.unique(), key=leaf_sort_key)
     figure, points = overview_map(root, tree.assignments, leaves, names)
     return {
@@ -349,13 +349,13 @@ def _overview(store: TreeStore, tree: Tree, names: dict[str, str]) -> dict | Non
     }
 
 
-def render_report(store: TreeStore, generation: str) -> str:
+def render_report(store: TreeStore, tree_id: str) -> str:
     """The whole report of one tree as a single HTML document."""
-    tree = load_tree(store, generation)
+    tree = load_tree(store, tree_id)
     names = _names(store, tree)
     template = _environment().get_template("report.html.j2")
     return template.render(
-        generation=generation,
+        tree_id=tree_id,
         header=_header(tree),
         origin=_origin(store, tree),
         overview=_overview(store, tree, names),
@@ -369,10 +369,10 @@ def render_report(store: TreeStore, generation: str) -> str:
     )
 
 
-def write_report(store: TreeStore, generation: str) -> Path:
+def write_report(store: TreeStore, tree_id: str) -> Path:
     """Render the report next to the tree's files, replacing any older one atomically."""
-    target = store.tree_dir(generation) / REPORT_HTML
-    document = render_report(store, generation)
+    target = store.tree_dir(tree_id) / REPORT_HTML
+    document = render_report(store, tree_id)
     with atomic_path(target) as temporary:
         temporary.write_text(document, encoding="utf-8")
     return target

@@ -57,7 +57,7 @@ class Entry:
 class Tree:
     """What every part of the report reads, loaded once."""
 
-    generation: str
+    tree_id: str
     manifest: dict
     settings: Settings
     records: dict[str, dict]
@@ -136,29 +136,29 @@ def walk(records: dict[str, dict]) -> list[Entry]:
     return entries
 
 
-def load_tree(store: TreeStore, generation: str) -> Tree:
-    manifest = store.manifest(generation)
-    settings = store.tree_settings(generation)
-    records = store.node_records(generation)
-    ids = store.read_table(generation, IDS_TABLE).iloc[:, 0]
-    profile = store.read_table(generation, PROFILE_TABLE)
-    features = store.read_table(generation, FEATURES_TABLE)
+def load_tree(store: TreeStore, tree_id: str) -> Tree:
+    manifest = store.manifest(tree_id)
+    settings = store.tree_settings(tree_id)
+    records = store.node_records(tree_id)
+    ids = store.read_table(tree_id, IDS_TABLE).iloc[:, 0]
+    profile = store.read_table(tree_id, PROFILE_TABLE)
+    features = store.read_table(tree_id, FEATURES_TABLE)
     return Tree(
-        generation=generation,
+        tree_id=tree_id,
         manifest=manifest,
         settings=settings,
         records=records,
         entries=walk(records),
         ids=ids,
-        assignments=store.read_table(generation, ASSIGNMENTS_TABLE),
+        assignments=store.read_table(tree_id, ASSIGNMENTS_TABLE),
         profile=[ProfileColumn.of(str(c), profile[c]) for c in profile.columns]
         if len(profile) == len(ids)
         else [],
         n_features=features.shape[1],
-        standardized=store.has_text(generation, PREPROCESSOR_JSON)
-        and FeaturePreprocessor.from_json(store.read_text(generation, PREPROCESSOR_JSON)).means
+        standardized=store.has_text(tree_id, PREPROCESSOR_JSON)
+        and FeaturePreprocessor.from_json(store.read_text(tree_id, PREPROCESSOR_JSON)).means
         is not None,
-        pixels=store.read_table(generation, PIXELS_TABLE) if settings.input.image_shape else None,
+        pixels=store.read_table(tree_id, PIXELS_TABLE) if settings.input.image_shape else None,
     )
 
 
@@ -171,6 +171,6 @@ def stability(record: dict, child: int) -> tuple[float | None, str | None]:
     return float(value), jaccard_band(float(value))
 
 
-def node_table(store: TreeStore, generation: str, path: str, name: str) -> pd.DataFrame | None:
-    source = store.node_dir(generation, path) / f"{name}.parquet"
+def node_table(store: TreeStore, tree_id: str, path: str, name: str) -> pd.DataFrame | None:
+    source = store.node_dir(tree_id, path) / f"{name}.parquet"
     return pd.read_parquet(source) if source.is_file() else None

@@ -47,11 +47,11 @@ def _names_file(store: TreeStore) -> dict:
     return data
 
 
-def user_names(store: TreeStore, generation: str) -> dict[str, str]:
-    """The names ``names.yaml`` gives the paths of tree ``generation`` (none for others); a
+def user_names(store: TreeStore, tree_id: str) -> dict[str, str]:
+    """The names ``names.yaml`` gives the paths of tree ``tree_id`` (none for others); a
     path with an empty name (``root.2:``) keeps its automatic name."""
     data = _names_file(store)
-    if str(data.get("tree")) != generation:
+    if str(data.get("tree")) != tree_id:
         return {}
     return {
         str(path): str(name).strip()
@@ -61,17 +61,17 @@ def user_names(store: TreeStore, generation: str) -> dict[str, str]:
 
 
 def names_warnings(
-    store: TreeStore, generation: str, paths: Iterable[str], previous: str | None = None
+    store: TreeStore, tree_id: str, paths: Iterable[str], previous: str | None = None
 ) -> list[str]:
     """What ``names.yaml`` names that does not exist, so that nothing of it is applied
-    silently: a tree id other than tree ``generation`` (whose paths are ``paths``) and the
+    silently: a tree id other than tree ``tree_id`` (whose paths are ``paths``) and the
     tree before it, ``previous`` (whose names are carried over), or paths the tree lacks."""
     data = _names_file(store)
     if not data:
         return []
     source = store.names_file
     tree = str(data.get("tree"))
-    if tree not in (generation, previous):
+    if tree not in (tree_id, previous):
         try:
             exists = store.tree_dir(tree).is_dir()
         except Exception:  # not even of a tree id's form
@@ -79,7 +79,7 @@ def names_warnings(
         what = "an older tree" if exists else f"not a tree under {store.base_dir / 'trees'}"
         return [
             f"{source}: tree {tree!r} is {what}, so its names apply to nothing; to name the "
-            f"current tree write 'tree: {generation}'"
+            f"current tree write 'tree: {tree_id}'"
         ]
     if tree == previous:
         try:
@@ -96,26 +96,26 @@ def names_warnings(
     ]
 
 
-def name_tree(store: TreeStore, generation: str, previous: str | None) -> dict[str, dict]:
+def name_tree(store: TreeStore, tree_id: str, previous: str | None) -> dict[str, dict]:
     """Every path's name (and whether it is automatic or the user's), written to the tree's
     ``names.json``: automatic names, under the names carried from ``previous`` through the
     comparison of the two trees, under the names ``names.yaml`` gives this tree."""
-    records = store.node_records(generation)
+    records = store.node_records(tree_id)
     split = [path for path, record in records.items() if record["split_accepted"]]
-    profile = store.read_table(generation, PROFILE_TABLE)
+    profile = store.read_table(tree_id, PROFILE_TABLE)
     columns = [ProfileColumn.of(str(c), profile[c]) for c in profile.columns]
     auto = tree_names(
         records,
-        {path: store.read_node_table(generation, path, DRIVERS_TABLE) for path in split},
-        {path: store.read_labels(generation, path) for path in split},
+        {path: store.read_node_table(tree_id, path, DRIVERS_TABLE) for path in split},
+        {path: store.read_labels(tree_id, path) for path in split},
         columns if len(profile) else [],
-        len(store.read_table(generation, IDS_TABLE)),
+        len(store.read_table(tree_id, IDS_TABLE)),
     )
     carried: dict[str, str] = {}
     if previous is not None:
         try:
             before = json.loads(store.read_text(previous, NAMES_JSON))
-            changes = json.loads(store.read_text(generation, COMPARISON_JSON))["changes"]
+            changes = json.loads(store.read_text(tree_id, COMPARISON_JSON))["changes"]
         except StorageError:
             before, changes = {}, []
         chosen = {
@@ -123,8 +123,8 @@ def name_tree(store: TreeStore, generation: str, previous: str | None) -> dict[s
             for path, name in user_names(store, previous).items()
         }  # names.yaml may name the previous tree
         carried = carried_overrides({**before, **chosen}, changes)
-    names = named(auto, {**carried, **user_names(store, generation)})
-    store.write_text(generation, NAMES_JSON, json.dumps(names, indent=2, sort_keys=True))
+    names = named(auto, {**carried, **user_names(store, tree_id)})
+    store.write_text(tree_id, NAMES_JSON, json.dumps(names, indent=2, sort_keys=True))
     return names
 
 
@@ -133,14 +133,14 @@ def leaf_names(names: dict[str, dict], leaves: pd.Series) -> pd.Series:
     return leaves.map(lambda path: names.get(path, {}).get("name", path))
 
 
-def rename_tree(store: TreeStore, generation: str) -> dict[str, dict]:
+def rename_tree(store: TreeStore, tree_id: str) -> dict[str, dict]:
     """Name a published tree again after ``names.yaml`` changed: its ``names.json``, the
     ``leaf_name`` of its assignments and, when it is current, the DuckDB catalog."""
-    previous = store.manifest(generation).get("previous_generation")
-    names = name_tree(store, generation, previous)
-    table = store.read_table(generation, ASSIGNMENTS_TABLE)
+    previous = store.manifest(tree_id).get("previous_generation")
+    names = name_tree(store, tree_id, previous)
+    table = store.read_table(tree_id, ASSIGNMENTS_TABLE)
     table["leaf_name"] = leaf_names(names, table["leaf_path"]).to_numpy()
-    store.write_table(generation, ASSIGNMENTS_TABLE, table)
-    if store.current() == generation:
-        store.refresh_catalog(generation)
+    store.write_table(tree_id, ASSIGNMENTS_TABLE, table)
+    if store.current() == tree_id:
+        store.refresh_catalog(tree_id)
     return names

@@ -37,7 +37,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from recursive_clusters.defs.keys import GENERATION_TAG
+from recursive_clusters.defs.keys import TREE_ID_TAG
 from recursive_clusters.io.tables import load_demo_digits
 
 try:
@@ -417,8 +417,8 @@ def _tree_paths(tree_dir: Path) -> tuple[list[str], list[str]]:
 def _check_report(browser, server: DagsterDev) -> list[Path]:
     """The published report, opened from disk with the network cut off."""
     base = server.home / "recursive_clusters"
-    generation = json.loads((base / "current.json").read_text())["generation"]
-    tree_dir = base / "trees" / generation
+    tree_id = json.loads((base / "current.json").read_text())["generation"]
+    tree_dir = base / "trees" / tree_id
     report = tree_dir / "report.html"
     assert report.is_file(), f"the published tree has no report: {report}"
     nodes, leaves = _tree_paths(tree_dir)
@@ -581,7 +581,7 @@ def test_demo_in_the_ui_and_report_in_the_browser(dagster_dev: DagsterDev) -> No
         for run in runs
         if run["jobName"] == "publish_tree"
         for tag in run["tags"]
-        if tag["key"] == GENERATION_TAG
+        if tag["key"] == TREE_ID_TAG
     )
     assert publishes == sorted([first_tree, second_tree]), f"publish runs: {publishes}"
     print(

@@ -21,9 +21,9 @@ from recursive_clusters_tests.e2e.test_browser import (
     _browser,
     _skip_reason,
 )
-from recursive_clusters_tests.large_report_tree import GENERATION as LARGE_GENERATION
+from recursive_clusters_tests.large_report_tree import TREE_ID as LARGE_TREE_ID
 from recursive_clusters_tests.large_report_tree import write_large_tree
-from recursive_clusters_tests.report_tree import EVIL_COLUMN, GENERATION, grow_report_tree
+from recursive_clusters_tests.report_tree import EVIL_COLUMN, TREE_ID, grow_report_tree
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +34,7 @@ def report_file(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     store, assignments = grow_report_tree(tmp_path_factory.mktemp("deck") / "store")
-    return write_report(store, GENERATION), assignments
+    return write_report(store, TREE_ID), assignments
 
 
 def _open(browser, report, problems: list[str]):
@@ -133,13 +133,13 @@ def test_a_large_deck_stays_small_and_opens_quickly(tmp_path):
     if reason:
         pytest.skip(reason)
     store = write_large_tree(tmp_path / "store")
-    report = write_report(store, LARGE_GENERATION)
+    report = write_report(store, LARGE_TREE_ID)
     size_mb = report.stat().st_size / 1e6
     problems: list[str] = []
     with _browser() as browser:
         page, opened_s = _open(browser, report, problems)
         page.close()
-    nodes = len(store.node_records(LARGE_GENERATION))
+    nodes = len(store.node_records(LARGE_TREE_ID))
     print(f"\nreport of 70,000 rows, {nodes} nodes: {size_mb:.1f} MB, opened in {opened_s:.2f} s")
     assert size_mb < 25
     assert not problems, problems

@@ -9,10 +9,10 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 
 from recursive_clusters.defs.keys import (
     DRIFT_CHECK,
-    GENERATION_TAG,
     GROW_TREE_JOB,
     SCORE_BATCHES_JOB,
     SCORED_BATCHES,
+    TREE_ID_TAG,
     TRIGGER_TAG,
 )
 from recursive_clusters_tests.conftest import planted_table
@@ -104,7 +104,7 @@ def test_quiet_batches_are_scored_and_drift_reclusters_once(dagster_home, tmp_pa
         assert "2026-12-01.csv, 2026-12-02.csv" in recluster.tags[TRIGGER_TAG]
         job = defs.resolve_job_def(GROW_TREE_JOB)
         run = job.execute_in_process(instance=instance, tags=recluster.tags)
-        second = instance.get_run_by_id(run.run_id).tags[GENERATION_TAG]
+        second = instance.get_run_by_id(run.run_id).tags[TREE_ID_TAG]
         assert not _score_new_batches(defs, instance)  # while it grows: not launched again
         grow_until_quiet(defs, instance, cursor)
         assert store.current() == second != first

@@ -6,7 +6,7 @@ from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 from sklearn.metrics import adjusted_rand_score
 
 from recursive_clusters.cli import main
-from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.defs.resources import TreeStoreResource
 from recursive_clusters.io.store import TreeStore
 
 
@@ -25,14 +25,14 @@ def test_every_node_is_a_partition_and_every_row_is_assigned(
     grown_tree, planted_csv, on_grown_instance
 ):
     store = _store(grown_tree)
-    generation = store.require_current()
-    records = store.node_records(generation)
+    tree_id = store.require_current()
+    records = store.node_records(tree_id)
     assert set(records) == {"root", "root.0", "root.1", "root.2"}
     instance = on_grown_instance
-    keys = [f"{generation}:root.{child}" for child in range(3)]  # tree id, then node path
+    keys = [f"{tree_id}:root.{child}" for child in range(3)]  # tree id, then node path
     assert sorted(instance.get_dynamic_partitions("level_2_nodes")) == keys
     assert instance.get_materialized_partitions(AssetKey("clusters_l2")) == set(keys)
-    assignments = store.read_table(generation, "assignments")
+    assignments = store.read_table(tree_id, "assignments")
     source = pd.read_csv(planted_csv)
     assert len(assignments) == len(source)
     assert assignments["user_id"].is_unique
@@ -49,9 +49,9 @@ def test_every_node_is_a_partition_and_every_row_is_assigned(
 
 def test_nodes_carry_metadata_and_explanations(grown_tree, on_grown_instance):
     store = _store(grown_tree)
-    generation = store.require_current()
+    tree_id = store.require_current()
     for child in range(3):
-        partition = f"{generation}:root.{child}"
+        partition = f"{tree_id}:root.{child}"
         records = on_grown_instance.fetch_materializations(
             AssetRecordsFilter(asset_key=AssetKey("clusters_l2"), asset_partitions=[partition]),
             limit=1,
@@ -67,10 +67,10 @@ def test_nodes_carry_metadata_and_explanations(grown_tree, on_grown_instance):
         ).records[0]
         plots = [v for k, v in shap.asset_materialization.metadata.items() if "shap" in k]
         assert all("data:image/png;base64," in str(plot.value) for plot in plots)
-    metrics = store.read_node_table(generation, "root", "classifier_metrics")
+    metrics = store.read_node_table(tree_id, "root", "classifier_metrics")
     assert metrics["roc_auc"].median() > 0.95
-    assert (store.models_dir(generation) / "root" / "router.json").is_file()
-    assert not store.unexplained_nodes(generation)
+    assert (store.models_dir(tree_id) / "root" / "router.json").is_file()
+    assert not store.unexplained_nodes(tree_id)
 
 
 def test_export_writes_assignments(grown_tree, tmp_path, monkeypatch):
@@ -146,7 +146,7 @@ def test_duplicate_ids_are_reported(dagster_home, tmp_path, settings_file, capsy
 
 
 def test_storage_resource_defaults_under_dagster_home(dagster_home):
-    assert TreeStorage().base_dir == str(dagster_home / "recursive_clusters")
+    assert TreeStoreResource().base_dir == str(dagster_home / "recursive_clusters")
 
 
 def test_predict_agrees_with_the_tree_on_its_own_rows(

@@ -19,7 +19,7 @@ import yaml
 from dagster import DagsterInstance, RunsFilter
 from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
 
-from recursive_clusters.defs.keys import GENERATION_TAG
+from recursive_clusters.defs.keys import TREE_ID_TAG
 from recursive_clusters.io.store import TreeStore
 from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
 
@@ -88,12 +88,12 @@ def test_a_schedule_tick_through_the_daemon_grows_and_publishes_a_tree(tmp_path)
                         )
                     stopped = True
                 time.sleep(3)
-            generation = store.current()
-            assert store.status(generation) == "complete"
-            launched = instance.get_runs(RunsFilter(tags={GENERATION_TAG: generation}))
+            tree_id = store.current()
+            assert store.status(tree_id) == "complete"
+            launched = instance.get_runs(RunsFilter(tags={TREE_ID_TAG: tree_id}))
             grow = [run for run in launched if run.job_name == "grow_tree"]
             assert grow and grow[0].tags.get(SCHEDULE_TAG) == "recluster_schedule"
-            assert (store.tree_dir(generation) / "report.html").is_file()
+            assert (store.tree_dir(tree_id) / "report.html").is_file()
     finally:
         _stop(daemon)
         if previous_home is None:

@@ -16,14 +16,14 @@ from recursive_clusters.core.parallelism import SIBLING_RUNS_ENV, available_core
 from recursive_clusters.core.paths import NodePath
 from recursive_clusters.defs.growth import chunks
 from recursive_clusters.defs.keys import (
-    GENERATION_TAG,
     GROW_TREE_JOB,
     PUBLISH_TREE_JOB,
     THREADS_TAG,
     TREE_ASSET,
     TREE_COMPLETE_CHECK,
+    TREE_ID_TAG,
 )
-from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.defs.resources import TreeStoreResource
 from recursive_clusters.defs.runner import _apply
 from recursive_clusters.defs.sensors import default_parallel_runs
 from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
@@ -36,13 +36,13 @@ from recursive_clusters_tests.pipeline.ticks import (
 )
 
 
-def _assert_current_tree_is_what_the_ui_shows(instance, store, generation, n_rows, label=""):
-    assert store.current() == generation, f"{label}: tree {generation} is not current"
-    assert store.status(generation) == "complete"
-    assert len(store.read_table(generation, "assignments")) == n_rows
-    nodes = {path for path in store.node_records(generation) if path != "root"}
+def _assert_current_tree_is_what_the_ui_shows(instance, store, tree_id, n_rows, label=""):
+    assert store.current() == tree_id, f"{label}: tree {tree_id} is not current"
+    assert store.status(tree_id) == "complete"
+    assert len(store.read_table(tree_id, "assignments")) == n_rows
+    nodes = {path for path in store.node_records(tree_id) if path != "root"}
     keys = set(instance.get_dynamic_partitions("level_2_nodes"))
-    assert keys == {NodePath(path).partition_key(generation) for path in nodes}
+    assert keys == {NodePath(path).partition_key(tree_id) for path in nodes}
     assert instance.get_materialized_partitions(AssetKey("clusters_l2")) >= keys
     check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [AssetCheckKey(TREE_ASSET, TREE_COMPLETE_CHECK)]
@@ -55,12 +55,12 @@ def test_sensor_adds_children_runs_them_then_publishes(dagster_home, tmp_path):
     with DagsterInstance.get() as instance:
         first = tick(defs, instance, None)
         assert not first.run_requests  # a new sensor starts watching from now
-        generation = launch(defs, instance)
+        tree_id = launch(defs, instance)
 
         grow = tick(defs, instance, first.cursor)
         (add,) = grow.dynamic_partitions_requests
         assert add.partitions_def_name == "level_2_nodes"
-        keys = [f"{generation}:root.{child}" for child in range(3)]
+        keys = [f"{tree_id}:root.{child}" for child in range(3)]
         assert add.partition_keys == keys
         ranges = [
             (
@@ -100,7 +100,7 @@ def test_sensor_adds_children_runs_them_then_publishes(dagster_home, tmp_path):
 
         assert job.execute_in_process(instance=instance, tags=publish.run_requests[0].tags).success
         assert grow_until_quiet(defs, instance, publish.cursor) is not None
-        _assert_current_tree_is_what_the_ui_shows(instance, storage.store(), generation, 660)
+        _assert_current_tree_is_what_the_ui_shows(instance, storage.store(), tree_id, 660)
 
 
 def test_every_relaunch_grows_and_publishes_a_new_tree(dagster_home, tmp_path):
@@ -118,10 +118,10 @@ def test_every_relaunch_grows_and_publishes_a_new_tree(dagster_home, tmp_path):
             ("new data", planted_table(seed=1, n_top=2), {}),
         ]:
             defs, _ = setup(dagster_home, tmp_path, data, **overrides)
-            generation = launch(defs, instance)
+            tree_id = launch(defs, instance)
             cursor = grow_until_quiet(defs, instance, cursor)
-            _assert_current_tree_is_what_the_ui_shows(instance, store, generation, len(data), label)
-            trees.append(generation)
+            _assert_current_tree_is_what_the_ui_shows(instance, store, tree_id, len(data), label)
+            trees.append(tree_id)
         assert len(set(trees)) == len(trees), f"a relaunch reused a tree id: {trees}"
         assert trees[0][:8] == trees[1][:8]  # same data and settings: same content prefix
         assert store.manifest(trees[1])["previous_generation"] == trees[0]
@@ -146,7 +146,7 @@ def test_a_schedule_tick_grows_and_publishes_a_new_tree(dagster_home, tmp_path):
         (request,) = scheduled_tick.run_requests
         job = defs.resolve_job_def(schedule.job_name)
         result = job.execute_in_process(instance=instance, tags=request.tags)
-        scheduled = instance.get_run_by_id(result.run_id).tags[GENERATION_TAG]
+        scheduled = instance.get_run_by_id(result.run_id).tags[TREE_ID_TAG]
         grow_until_quiet(defs, instance, cursor)
         assert scheduled != first
         _assert_current_tree_is_what_the_ui_shows(instance, store, scheduled, 660, "schedule")
@@ -208,7 +208,7 @@ def test_reclustering_by_the_cli_prunes_partitions_of_the_old_tree(
     smaller = tmp_path / "two_tops.csv"
     planted_table(seed=1, n_top=2).to_csv(smaller, index=False)
     assert main(["run", "--input", str(smaller), "--config", str(settings_file)]) == 0
-    store = TreeStorage().store()
+    store = TreeStoreResource().store()
     current = store.require_current()
     with DagsterInstance.get() as instance:
         assert sorted(instance.get_dynamic_partitions("level_2_nodes")) == [

@@ -6,8 +6,8 @@ from dagster import build_sensor_context
 
 from recursive_clusters.core.settings import parse_settings
 from recursive_clusters.defs.definitions import build_definitions
-from recursive_clusters.defs.keys import GENERATION_TAG, GROW_TREE_JOB
-from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.defs.keys import GROW_TREE_JOB, TREE_ID_TAG
+from recursive_clusters.defs.resources import TreeStoreResource
 from recursive_clusters.defs.runner import _apply, ensure_dagster_home
 from recursive_clusters_tests.conftest import TEST_SETTINGS
 
@@ -34,7 +34,7 @@ def setup(dagster_home, tmp_path, data: pd.DataFrame, **overrides):
     raw = {**TEST_SETTINGS, "input": {**TEST_SETTINGS["input"], "path": str(path)}, **overrides}
     settings_path = tmp_path / "settings.yaml"
     settings_path.write_text(yaml.safe_dump(raw))
-    storage = TreeStorage(base_dir=str(tmp_path / "trees"), settings_path=str(settings_path))
+    storage = TreeStoreResource(base_dir=str(tmp_path / "trees"), settings_path=str(settings_path))
     return build_definitions(parse_settings(raw), storage), storage
 
 
@@ -56,12 +56,12 @@ def grow_until_quiet(defs, instance, cursor: str) -> str:
 def launch(defs, instance) -> str:
     """``grow_tree`` as the UI or the schedule launches it (no CLI tag): a new tree's id."""
     result = defs.resolve_job_def(GROW_TREE_JOB).execute_in_process(instance=instance)
-    return instance.get_run_by_id(result.run_id).tags[GENERATION_TAG]
+    return instance.get_run_by_id(result.run_id).tags[TREE_ID_TAG]
 
 
 def first_tree(defs, instance) -> tuple[str, str]:
     """A sensor that started watching, then one tree launched and grown until published:
     the tree's id and the sensor's cursor."""
     cursor = tick(defs, instance, None).cursor
-    generation = launch(defs, instance)
-    return generation, grow_until_quiet(defs, instance, cursor)
+    tree_id = launch(defs, instance)
+    return tree_id, grow_until_quiet(defs, instance, cursor)

@@ -15,14 +15,14 @@ from recursive_clusters.defs.assets import levels
 from recursive_clusters.defs.definitions import build_definitions
 from recursive_clusters.defs.growth import plan_growth
 from recursive_clusters.defs.keys import (
-    GENERATION_TAG,
     GROW_TREE_JOB,
     PUBLISH_TREE_JOB,
     TREE_ASSET,
     TREE_COMPLETE_CHECK,
+    TREE_ID_TAG,
     level_job_name,
 )
-from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.defs.resources import TreeStoreResource
 from recursive_clusters.defs.runner import _apply, ensure_dagster_home
 from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
 
@@ -33,14 +33,15 @@ import sys, yaml
 from dagster import DagsterInstance
 from recursive_clusters.core.settings import parse_settings
 from recursive_clusters.defs.definitions import build_definitions
-from recursive_clusters.defs.resources import TreeStorage
-settings_path, storage_dir, key, generation = sys.argv[1:5]
+from recursive_clusters.defs.resources import TreeStoreResource
+settings_path, storage_dir, key, tree_id = sys.argv[1:5]
 settings = parse_settings(yaml.safe_load(open(settings_path)))
-defs = build_definitions(settings, TreeStorage(base_dir=storage_dir, settings_path=settings_path))
+storage = TreeStoreResource(base_dir=storage_dir, settings_path=settings_path)
+defs = build_definitions(settings, storage)
 with DagsterInstance.get() as instance:
     result = defs.resolve_job_def("level_2_nodes").execute_in_process(
         instance=instance, partition_key=key,
-        tags={"recursive_clusters/generation": generation}, raise_on_error=False,
+        tags={"recursive_clusters/generation": tree_id}, raise_on_error=False,
     )
 sys.exit(0 if result.success else 1)
 """
@@ -56,34 +57,34 @@ def rooted_tree(dagster_home, tmp_path):
     raw = {**TEST_SETTINGS, "input": {**TEST_SETTINGS["input"], "path": str(data)}}
     settings_path = tmp_path / "settings.yaml"
     settings_path.write_text(yaml.safe_dump(raw))
-    storage = TreeStorage(base_dir=str(tmp_path / "trees"), settings_path=str(settings_path))
+    storage = TreeStoreResource(base_dir=str(tmp_path / "trees"), settings_path=str(settings_path))
     defs = build_definitions(parse_settings(raw), storage)
     with DagsterInstance.get() as instance:
         result = defs.resolve_job_def(GROW_TREE_JOB).execute_in_process(instance=instance)
-        generation = instance.get_run_by_id(result.run_id).tags[GENERATION_TAG]
+        tree_id = instance.get_run_by_id(result.run_id).tags[TREE_ID_TAG]
         plan = plan_growth(
             instance, storage.store(), None, 2, {2: level_job_name(2)}, PUBLISH_TREE_JOB
         )
         _apply(instance, plan.dynamic_partitions_requests)
         keys = instance.get_dynamic_partitions("level_2_nodes")
     assert len(keys) >= N_TOPS
-    return defs, storage, generation, settings_path, table, list(keys)
+    return defs, storage, tree_id, settings_path, table, list(keys)
 
 
 def _paths(keys: list[str]) -> list[str]:
     return [NodePath.from_partition_key(key)[1] for key in keys]
 
 
-def _publish(defs, generation) -> bool:
+def _publish(defs, tree_id) -> bool:
     with DagsterInstance.get() as instance:
         job = defs.resolve_job_def(PUBLISH_TREE_JOB)
         return job.execute_in_process(
-            instance=instance, tags={GENERATION_TAG: generation}, raise_on_error=False
+            instance=instance, tags={TREE_ID_TAG: tree_id}, raise_on_error=False
         ).success
 
 
 def test_four_sibling_partitions_in_parallel_processes(rooted_tree):
-    defs, storage, generation, settings_path, table, keys = rooted_tree
+    defs, storage, tree_id, settings_path, table, keys = rooted_tree
     workers = [
         subprocess.Popen(
             [
@@ -93,24 +94,24 @@ def test_four_sibling_partitions_in_parallel_processes(rooted_tree):
                 str(settings_path),
                 storage.base_dir,
                 str(key),
-                generation,
+                tree_id,
             ],  # fmt: skip
         )
         for key in keys
     ]
     assert [worker.wait(timeout=300) for worker in workers] == [0] * len(keys)
-    assert _publish(defs, generation)
+    assert _publish(defs, tree_id)
     store = storage.store()
-    assignments = store.read_table(generation, "assignments")
+    assignments = store.read_table(tree_id, "assignments")
     assert len(assignments) == len(table)
     assert sorted(assignments["user_id"]) == sorted(table["user_id"])
     assert {f"root.{label}" for label in assignments["level_1"].dropna()} >= set(_paths(keys))
-    assert set(store.node_records(generation)) == {"root", *_paths(keys)}
-    assert not list(store.tree_dir(generation).rglob(".*.tmp*"))
+    assert set(store.node_records(tree_id)) == {"root", *_paths(keys)}
+    assert not list(store.tree_dir(tree_id).rglob(".*.tmp*"))
 
 
 def test_a_failing_node_leaves_the_others_intact_and_a_relaunch_completes(rooted_tree, monkeypatch):
-    defs, storage, generation, _, table, keys = rooted_tree
+    defs, storage, tree_id, _, table, keys = rooted_tree
     real_fit_layout = levels.fit_layout
 
     def fit_layout_failing_on_node_two(matrix, settings, seed):
@@ -121,7 +122,7 @@ def test_a_failing_node_leaves_the_others_intact_and_a_relaunch_completes(rooted
     monkeypatch.setattr(levels, "fit_layout", fit_layout_failing_on_node_two)
     job = defs.resolve_job_def(level_job_name(2))
     tags = {
-        GENERATION_TAG: generation,
+        TREE_ID_TAG: tree_id,
         "dagster/asset_partition_range_start": keys[0],
         "dagster/asset_partition_range_end": keys[-1],
     }
@@ -129,17 +130,17 @@ def test_a_failing_node_leaves_the_others_intact_and_a_relaunch_completes(rooted
         failed = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
     assert not failed.success
     store = storage.store()
-    embedded = {p.parent.name for p in store.tree_dir(generation).glob("nodes/*/embedding.parquet")}
+    embedded = {p.parent.name for p in store.tree_dir(tree_id).glob("nodes/*/embedding.parquet")}
     assert embedded == {"root", *(path for path in _paths(keys) if path != "root.2")}
-    assert not list(store.tree_dir(generation).rglob(".*.tmp*"))
-    assert not _publish(defs, generation)  # incomplete trees are never published
+    assert not list(store.tree_dir(tree_id).rglob(".*.tmp*"))
+    assert not _publish(defs, tree_id)  # incomplete trees are never published
     assert store.current() is None
 
     monkeypatch.setattr(levels, "fit_layout", real_fit_layout)
     with DagsterInstance.get() as instance:
         assert job.execute_in_process(instance=instance, tags=tags).success
-    assert _publish(defs, generation)
-    assignments = store.read_table(generation, "assignments")
+    assert _publish(defs, tree_id)
+    assignments = store.read_table(tree_id, "assignments")
     assert len(assignments) == len(table) and assignments["user_id"].is_unique
     assert not pd.isna(assignments["leaf_path"]).any()
 
@@ -168,7 +169,7 @@ def test_two_runs_with_different_inputs_on_one_instance_at_the_same_time(
     ]
     errors = [worker.communicate(timeout=600)[1] for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], "\n".join(errors)
-    store = TreeStorage().store()
+    store = TreeStoreResource().store()
     trees = [p.name for p in (store.base_dir / "trees").iterdir()]
     assert len(trees) == 2 and {store.status(t) for t in trees} == {"complete"}
     assert store.current() in trees
@@ -179,14 +180,14 @@ def test_two_runs_with_different_inputs_on_one_instance_at_the_same_time(
 def test_a_failed_node_run_fails_the_tree_where_users_look(rooted_tree, monkeypatch):
     """The failure sensor marks the tree failed and fails ``tree_complete``, naming the node
     and the error; nothing is published."""
-    defs, storage, generation, _, _, keys = rooted_tree
+    defs, storage, tree_id, _, _, keys = rooted_tree
 
     def fit_layout_failing(matrix, settings, seed):
         raise RuntimeError("injected failure")
 
     monkeypatch.setattr(levels, "fit_layout", fit_layout_failing)
     tags = {
-        GENERATION_TAG: generation,
+        TREE_ID_TAG: tree_id,
         "dagster/asset_partition_range_start": keys[0],
         "dagster/asset_partition_range_end": keys[-1],
     }
@@ -207,6 +208,6 @@ def test_a_failed_node_run_fails_the_tree_where_users_look(rooted_tree, monkeypa
         assert check.status == AssetCheckExecutionRecordStatus.FAILED
         error = check.event.dagster_event.event_specific_data.metadata["error"].value
     store = storage.store()
-    assert store.status(generation) == "failed" and store.current() is None
+    assert store.status(tree_id) == "failed" and store.current() is None
     assert "root.0" in error and "injected failure" in error
-    assert store.manifest(generation)["failure"] == error
+    assert store.manifest(tree_id)["failure"] == error

@@ -7,7 +7,7 @@ import yaml
 
 from recursive_clusters.cli import main
 from recursive_clusters.core.paths import NodePath, PathError
-from recursive_clusters.io.store import StorageError, TreeStore, validate_generation
+from recursive_clusters.io.store import StorageError, TreeStore, validate_tree_id
 from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
 
 
@@ -52,10 +52,10 @@ def test_structure_free_data_is_a_single_leaf_not_a_crash(dagster_home, tmp_path
     config.write_text(yaml.safe_dump({"clustering": {"min_cluster_size": 0.5}}))
     assert _run(path, config) == 0
     store = TreeStore(dagster_home / "recursive_clusters")
-    generation = store.require_current()
-    record = store.node_record(generation, "root")
+    tree_id = store.require_current()
+    record = store.node_record(tree_id, "root")
     assert record["split_accepted"] is False and record["reason"]
-    assignments = store.read_table(generation, "assignments")
+    assignments = store.read_table(tree_id, "assignments")
     assert set(assignments["leaf_path"]) == {"root"}
 
 
@@ -114,10 +114,10 @@ def test_partition_keys_never_become_arbitrary_paths(name, tmp_path):
         TreeStore(tmp_path).node_dir("0123456789abcdef", name)
 
 
-@pytest.mark.parametrize("generation", ["../x", "abc", "0123456789abcdeg", "a/b"])
-def test_generation_ids_never_become_arbitrary_paths(generation):
+@pytest.mark.parametrize("tree_id", ["../x", "abc", "0123456789abcdeg", "a/b"])
+def test_tree_ids_never_become_arbitrary_paths(tree_id):
     with pytest.raises(StorageError):
-        validate_generation(generation)
+        validate_tree_id(tree_id)
 
 
 def test_written_files_are_readable_by_others_on_a_shared_volume(tmp_path):

@@ -259,7 +259,7 @@ def test_predict_says_how_many_rows_it_left_out_and_which_tree_scored(
     path = tmp_path / "data.parquet"
     table.to_parquet(path)
     assert main(["run", "--input", str(path), "--config", str(config)]) == 0
-    generation = TreeStore(dagster_home / "recursive_clusters").require_current()
+    tree_id = TreeStore(dagster_home / "recursive_clusters").require_current()
     new = table.copy()
     new.loc[:39, [f"f{i}" for i in range(8)]] = np.nan
     new_path = tmp_path / "new.parquet"
@@ -268,7 +268,7 @@ def test_predict_says_how_many_rows_it_left_out_and_which_tree_scored(
     output = tmp_path / "scores.parquet"
     assert main(["predict", "--input", str(new_path), "--output", str(output)]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert f"Scored {len(new) - 40} rows with tree {generation}" in line
+    assert f"Scored {len(new) - 40} rows with tree {tree_id}" in line
     assert f"40 of {len(new)} rows left out" in line and "'drop'" in line
 
 
@@ -351,13 +351,13 @@ def test_a_destination_under_a_regular_file_is_named_in_one_line(
 def _rename(home: Path, names: dict, tree: str | None = None, capsys=None):
     """Write ``names.yaml`` for the current tree (or ``tree``), run ``report``: its stderr."""
     store = TreeStore(home / "recursive_clusters")
-    generation = store.require_current()
+    tree_id = store.require_current()
     (store.base_dir / "names.yaml").write_text(
-        yaml.safe_dump({"tree": tree or generation, "names": names})
+        yaml.safe_dump({"tree": tree or tree_id, "names": names})
     )
     capsys.readouterr()
     assert main(["report"]) == 0
-    return store, generation, capsys.readouterr().err
+    return store, tree_id, capsys.readouterr().err
 
 
 def test_names_yaml_for_a_tree_id_with_a_wrong_digit_is_warned_about(
@@ -365,11 +365,11 @@ def test_names_yaml_for_a_tree_id_with_a_wrong_digit_is_warned_about(
 ):
     """Before: a tree id with one wrong digit applied nothing, silently (exit 0)."""
     home = _home_with_a_tree(grown_tree, tmp_path, monkeypatch)
-    generation = TreeStore(home / "recursive_clusters").require_current()
-    wrong = generation[:-1] + ("0" if generation[-1] != "0" else "1")
+    tree_id = TreeStore(home / "recursive_clusters").require_current()
+    wrong = tree_id[:-1] + ("0" if tree_id[-1] != "0" else "1")
     _, _, err = _rename(home, {"root.1": "Night owls"}, tree=wrong, capsys=capsys)
     assert "warning: " in err and repr(wrong) in err and "names.yaml" in err, err
-    assert f"tree: {generation}" in err, err
+    assert f"tree: {tree_id}" in err, err
 
 
 def test_names_yaml_for_a_path_the_tree_lacks_is_warned_about(
@@ -377,12 +377,12 @@ def test_names_yaml_for_a_path_the_tree_lacks_is_warned_about(
 ):
     """Before: ``root.9.9: Ghosts`` applied nothing, silently (exit 0)."""
     home = _home_with_a_tree(grown_tree, tmp_path, monkeypatch)
-    store, generation, err = _rename(
+    store, tree_id, err = _rename(
         home, {"root.9.9": "Ghosts", "root.1": "Night owls"}, capsys=capsys
     )
-    assert "warning: " in err and "'root.9.9'" in err and generation in err, err
+    assert "warning: " in err and "'root.9.9'" in err and tree_id in err, err
     assert "'root.1'" not in err, err
-    assert json.loads(store.read_text(generation, NAMES_JSON))["root.1"]["name"] == "Night owls"
+    assert json.loads(store.read_text(tree_id, NAMES_JSON))["root.1"]["name"] == "Night owls"
 
 
 def test_an_empty_name_in_names_yaml_keeps_the_automatic_name(
@@ -396,19 +396,19 @@ def test_an_empty_name_in_names_yaml_keeps_the_automatic_name(
 
     home = _home_with_a_tree(grown_tree, tmp_path, monkeypatch)
     store = TreeStore(home / "recursive_clusters")
-    generation = store.require_current()
-    automatic = json.loads(store.read_text(generation, NAMES_JSON))
+    tree_id = store.require_current()
+    automatic = json.loads(store.read_text(tree_id, NAMES_JSON))
     leaf = next(path for path in automatic if path.count(".") == 1 and "noise" not in path)
     _, _, err = _rename(home, {leaf: None, "root": "  "}, capsys=capsys)
-    names = json.loads(store.read_text(generation, NAMES_JSON))
+    names = json.loads(store.read_text(tree_id, NAMES_JSON))
     assert names[leaf] == automatic[leaf] and names["root"] == automatic["root"]
-    assignments = store.read_table(generation, "assignments")
+    assignments = store.read_table(tree_id, "assignments")
     assert "None" not in set(assignments["leaf_name"])
     with duckdb.connect(str(store.catalog_path), read_only=True) as catalog:
         rows = catalog.execute("SELECT DISTINCT leaf_name FROM assignments").fetchall()
     shown = {row[0] for row in rows}
     assert "None" not in shown
-    assert leaf not in user_names(store, generation)  # the report's legend: names.json under these
+    assert leaf not in user_names(store, tree_id)  # the report's legend: names.json under these
 
 
 @pytest.mark.parametrize(

@@ -20,17 +20,17 @@ from recursive_clusters.defs.keys import (
     SCORING_GROUP,
     TREE_ASSET,
 )
-from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.defs.resources import TreeStoreResource
 from recursive_clusters.io.batches import load_batch
 from recursive_clusters.trees.scoring import route, tree_features
 
 
-def _scores(batch: str, generation: str, ids: pd.Series, routed: pd.DataFrame) -> pd.DataFrame:
+def _scores(batch: str, tree_id: str, ids: pd.Series, routed: pd.DataFrame) -> pd.DataFrame:
     """The rows of the ``scored_rows`` view: ids as text, so batches of any id type union."""
     return pd.DataFrame(
         {
             "batch": batch,
-            "generation": generation,
+            "generation": tree_id,
             "id": ids.astype(str).to_numpy(),
             "leaf": routed["path"].to_numpy(),
             "confidence": routed["confidence"].to_numpy(),
@@ -57,12 +57,14 @@ def _scores(batch: str, generation: str, ids: pd.Series, routed: pd.DataFrame) -
         )
     ],
 )
-def scored_batches(context: AssetExecutionContext, tree_storage: TreeStorage) -> MaterializeResult:
+def scored_batches(
+    context: AssetExecutionContext, tree_storage: TreeStoreResource
+) -> MaterializeResult:
     batch = context.partition_key
     live = tree_storage.new_tree_settings()
     store = tree_storage.store()
-    generation = store.require_current()
-    settings = store.tree_settings(generation)
+    tree_id = store.require_current()
+    settings = store.tree_settings(tree_id)
     id_column = settings.input.id_column
     raw = load_batch(live.batches, batch, id_column)
     if id_column is not None and id_column not in raw.columns:
@@ -71,21 +73,21 @@ def scored_batches(context: AssetExecutionContext, tree_storage: TreeStorage) ->
             "add it so that the scores can be joined back to the rows"
         )
     source = f"batch {batch!r} of batches.path {live.batches.path!r}"
-    features, kept = tree_features(store, generation, raw, source)
+    features, kept = tree_features(store, tree_id, raw, source)
     if not kept.any():
         raise InputError(
             f"batch {batch!r}: none of its {len(raw)} rows is left after the tree's "
             f"input.non_finite policy ({settings.input.non_finite!r})"
         )
-    routed = route(store, generation, settings, features)
+    routed = route(store, tree_id, settings, features)
     ids = raw[id_column][kept] if id_column else pd.Series(kept.nonzero()[0])
-    target = store.write_scored_batch(batch, _scores(batch, generation, ids, routed))
-    drift = measure_drift(store.read_drift_baseline(generation), routed, features, live.drift)
+    target = store.write_scored_batch(batch, _scores(batch, tree_id, ids, routed))
+    drift = measure_drift(store.read_drift_baseline(tree_id), routed, features, live.drift)
     shares = routed["path"].value_counts(normalize=True).rename_axis("leaf")
     figures = {k: v for k, v in drift.as_dict().items() if k != "reasons" and v is not None}
     return MaterializeResult(
         metadata={
-            "generation": generation,
+            "generation": tree_id,
             "rows": len(routed),
             "rows_dropped": int((~kept).sum()),
             "low_confidence_share": drift.low_confidence_share,
@@ -104,11 +106,11 @@ def scored_batches(context: AssetExecutionContext, tree_storage: TreeStorage) ->
                 severity=AssetCheckSeverity.WARN,
                 description="; ".join(drift.reasons)
                 or (
-                    f"fits tree {generation}"
+                    f"fits tree {tree_id}"
                     if drift.judged
                     else f"{drift.n_rows} rows: fewer than drift.min_rows, scored, not judged"
                 ),
-                metadata={"batch": batch, "generation": generation, **figures},
+                metadata={"batch": batch, "generation": tree_id, **figures},
             )
         ],
     )

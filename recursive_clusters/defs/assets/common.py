@@ -25,8 +25,8 @@ from recursive_clusters.core.data import FeaturePreprocessor
 from recursive_clusters.core.parallelism import THREADS_ENV, available_cores, count_from_env
 from recursive_clusters.core.paths import ROOT, NodePath
 from recursive_clusters.core.settings import Settings
-from recursive_clusters.defs.keys import GENERATION_TAG, THREADS_TAG, level_group, level_partitions
-from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.defs.keys import THREADS_TAG, TREE_ID_TAG, level_group, level_partitions
+from recursive_clusters.defs.resources import TreeStoreResource
 from recursive_clusters.io.store import FEATURES_TABLE, PREPROCESSOR_JSON, TreeStore
 
 # ``backfill_policy`` (one run per batch of siblings) is a deliberate choice: its beta warning,
@@ -54,12 +54,12 @@ def level_asset_options(level: int) -> dict[str, object]:
 
 
 def open_tree(
-    context: AssetExecutionContext, tree_storage: TreeStorage
+    context: AssetExecutionContext, tree_storage: TreeStoreResource
 ) -> tuple[TreeStore, str, Settings]:
     """The store, the tree this run belongs to and that tree's frozen settings."""
     store = tree_storage.store()
-    generation = resolve_generation(context, store)
-    return store, generation, tree_storage.tree_settings(generation)
+    tree_id = resolve_tree_id(context, store)
+    return store, tree_id, tree_storage.tree_settings(tree_id)
 
 
 def node_paths(context: AssetExecutionContext) -> list[NodePath]:
@@ -82,7 +82,7 @@ def run_threads(context: AssetExecutionContext) -> int:
     return count_from_env(THREADS_ENV) or from_tag or available_cores()
 
 
-def resolve_generation(context: AssetExecutionContext, store: TreeStore) -> str:
+def resolve_tree_id(context: AssetExecutionContext, store: TreeStore) -> str:
     """The tree this run belongs to: named by its partition keys (so a partition launched by
     hand from the UI computes its own tree's node), else by the run's tag, else the tree most
     recently started."""
@@ -92,21 +92,21 @@ def resolve_generation(context: AssetExecutionContext, store: TreeStore) -> str:
             raise Failure(description=f"One run must not mix nodes of trees {sorted(trees)}.")
         return trees.pop()
     run = context.instance.get_run_by_id(context.run_id)
-    generation = (run.tags if run else {}).get(GENERATION_TAG) or store.latest_started()
-    if generation is None:
+    tree_id = (run.tags if run else {}).get(TREE_ID_TAG) or store.latest_started()
+    if tree_id is None:
         raise Failure(
             description="No tree has been started: materialize `source_table` first "
             "(the `grow_tree` job does it)."
         )
-    return generation
+    return tree_id
 
 
-def read_features(store: TreeStore, generation: str) -> pd.DataFrame:
+def read_features(store: TreeStore, tree_id: str) -> pd.DataFrame:
     """The tree's original feature columns (do not modify). A run's steps (embedding,
     clusters, classifiers, SHAP) execute in one process and share one read of the file."""
-    path = store.table_path(generation, FEATURES_TABLE)
+    path = store.table_path(tree_id, FEATURES_TABLE)
     if not path.is_file():
-        return store.read_table(generation, FEATURES_TABLE)  # raises, naming the table
+        return store.read_table(tree_id, FEATURES_TABLE)  # raises, naming the table
     stat = path.stat()
     return _read_parquet_once(str(path), stat.st_mtime_ns, stat.st_size)
 
@@ -116,10 +116,10 @@ def _read_parquet_once(path: str, modified_ns: int, size: int) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def load_matrix(store: TreeStore, generation: str) -> np.ndarray:
+def load_matrix(store: TreeStore, tree_id: str) -> np.ndarray:
     """The prepared feature matrix (imputed/standardised as configured) of a tree."""
-    features = read_features(store, generation)
-    preprocessor = FeaturePreprocessor.from_json(store.read_text(generation, PREPROCESSOR_JSON))
+    features = read_features(store, tree_id)
+    preprocessor = FeaturePreprocessor.from_json(store.read_text(tree_id, PREPROCESSOR_JSON))
     matrix, _ = preprocessor.transform(features)
     return matrix
 
@@ -131,12 +131,12 @@ def png_markdown(png: bytes, caption: str) -> MetadataValue:
 
 
 def record_metadata(
-    context: AssetExecutionContext, generation: str, path: str, metadata: dict[str, object]
+    context: AssetExecutionContext, tree_id: str, path: str, metadata: dict[str, object]
 ) -> dict[str, object] | None:
     """Attach a node's metadata to its own partition; the root's is returned for the result."""
     if path == ROOT:
         return metadata
-    context.add_asset_metadata(metadata, partition_key=NodePath(path).partition_key(generation))
+    context.add_asset_metadata(metadata, partition_key=NodePath(path).partition_key(tree_id))
     return None
 
 
@@ -147,7 +147,7 @@ NODE_ERRORS = (ValueError, RuntimeError)
 
 def for_each_node(
     context: AssetExecutionContext,
-    generation: str,
+    tree_id: str,
     step: Callable[[NodePath], dict[str, object]],
 ) -> MaterializeResult:
     """Run ``step`` (one node's work, returning its metadata) for every node of this run.
@@ -164,7 +164,7 @@ def for_each_node(
         except NODE_ERRORS as exc:
             failures[path] = str(exc)
             continue
-        result_metadata = record_metadata(context, generation, path, metadata) or result_metadata
+        result_metadata = record_metadata(context, tree_id, path, metadata) or result_metadata
     if failures:
         listed = "; ".join(f"{path}: {message}" for path, message in failures.items())
         raise Failure(description=f"{len(failures)} node(s) failed: {listed}")

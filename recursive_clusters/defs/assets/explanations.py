@@ -27,7 +27,7 @@ from recursive_clusters.defs.assets.common import (
     run_threads,
 )
 from recursive_clusters.defs.keys import classifiers_key, clusters_key, shap_key
-from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.defs.resources import TreeStoreResource
 from recursive_clusters.io.models import load_node_models, save_node_models
 from recursive_clusters.io.store import (
     CLASSIFIER_METRICS_TABLE,
@@ -41,9 +41,9 @@ from recursive_clusters.io.store import (
 )
 
 
-def _node_table(store: TreeStore, generation: str, path: str, features: pd.DataFrame):
+def _node_table(store: TreeStore, tree_id: str, path: str, features: pd.DataFrame):
     """The node's rows of the original features, their child labels and row numbers."""
-    labels = store.read_labels(generation, path)
+    labels = store.read_labels(tree_id, path)
     rows = labels["row"].to_numpy()
     return features.iloc[rows].reset_index(drop=True), labels["label"].to_numpy(), rows
 
@@ -59,23 +59,23 @@ def _leaf_metadata(record: dict) -> dict[str, object]:
 
 def _explain_node(
     store: TreeStore,
-    generation: str,
+    tree_id: str,
     path: NodePath,
     features: pd.DataFrame,
     pixels: pd.DataFrame | None,
     settings: Settings,
 ) -> dict[str, object]:
     """SHAP values, drivers and plots of one split node; its metadata, every plot inline."""
-    node_features, labels, rows = _node_table(store, generation, path, features)
-    models = load_node_models(store.models_dir(generation) / path)
+    node_features, labels, rows = _node_table(store, tree_id, path, features)
+    models = load_node_models(store.models_dir(tree_id) / path)
     explanation = explain_with_shap(
         models, node_features, labels, rows, settings.explanation, path.seed(settings.random_state)
     )
-    store.write_node_table(generation, path, SHAP_TABLE, explanation.shap_values)
-    store.write_node_table(generation, path, DRIVERS_TABLE, explanation.drivers)
+    store.write_node_table(tree_id, path, SHAP_TABLE, explanation.shap_values)
+    store.write_node_table(tree_id, path, DRIVERS_TABLE, explanation.drivers)
     children = sorted(int(k) for k in np.unique(labels) if k >= 0)
     metadata: dict[str, object] = {
-        "generation": generation,
+        "generation": tree_id,
         "node": path,
         "explained": True,
         "drivers": MetadataValue.md(explanation.drivers.round(4).to_markdown(index=False)),
@@ -83,17 +83,17 @@ def _explain_node(
     }
     for k in children:
         plot = shap_beeswarm(explanation.shap_values, k)
-        store.write_node_png(generation, path, shap_png(k), plot)
+        store.write_node_png(tree_id, path, shap_png(k), plot)
         metadata[f"shap_child_{k}"] = png_markdown(plot, f"{path.child(k)} SHAP")
     if pixels is not None:
         image_shape = settings.input.image_shape
         node_pixels = pixels.iloc[rows].reset_index(drop=True)
         plot = mean_images(node_pixels, labels, image_shape)
-        store.write_node_png(generation, path, MEAN_IMAGES_PNG, plot)
+        store.write_node_png(tree_id, path, MEAN_IMAGES_PNG, plot)
         metadata["mean_images"] = png_markdown(plot, f"{path} mean images")
         for k in children:
             plot = shap_pixel_map(explanation.shap_values, k, list(pixels.columns), image_shape)
-            store.write_node_png(generation, path, shap_pixels_png(k), plot)
+            store.write_node_png(tree_id, path, shap_pixels_png(k), plot)
             metadata[f"shap_pixels_{k}"] = png_markdown(plot, f"{path.child(k)} SHAP pixels")
     return metadata
 
@@ -110,16 +110,16 @@ def build_explanation_assets(level: int) -> list[AssetsDefinition]:
         **common,
     )
     def classifiers_asset(
-        context: AssetExecutionContext, tree_storage: TreeStorage
+        context: AssetExecutionContext, tree_storage: TreeStoreResource
     ) -> MaterializeResult:
-        store, generation, settings = open_tree(context, tree_storage)
-        features = read_features(store, generation)
+        store, tree_id, settings = open_tree(context, tree_storage)
+        features = read_features(store, tree_id)
 
         def train_node(path: NodePath) -> dict[str, object]:
-            record = store.node_record(generation, path)
+            record = store.node_record(tree_id, path)
             if not record["split_accepted"]:
                 return _leaf_metadata(record)
-            node_features, labels, _ = _node_table(store, generation, path, features)
+            node_features, labels, _ = _node_table(store, tree_id, path, features)
             models = train_classifiers(
                 node_features,
                 labels,
@@ -127,20 +127,20 @@ def build_explanation_assets(level: int) -> list[AssetsDefinition]:
                 path.seed(settings.random_state),
                 n_jobs=run_threads(context),
             )
-            save_node_models(models, store.models_dir(generation) / path)
+            save_node_models(models, store.models_dir(tree_id) / path)
             metrics = models.metrics
-            store.write_node_table(generation, path, CLASSIFIER_METRICS_TABLE, metrics)
+            store.write_node_table(tree_id, path, CLASSIFIER_METRICS_TABLE, metrics)
             return {
-                "generation": generation,
+                "generation": tree_id,
                 "node": path,
                 "explained": True,
                 "router_accuracy": round(models.router_accuracy, 4),
                 "median_roc_auc": round(float(metrics["roc_auc"].median()), 4),
                 "metrics": MetadataValue.md(metrics.round(4).to_markdown(index=False)),
-                "models_dir": MetadataValue.path(str(store.models_dir(generation) / path)),
+                "models_dir": MetadataValue.path(str(store.models_dir(tree_id) / path)),
             }
 
-        return for_each_node(context, generation, train_node)
+        return for_each_node(context, tree_id, train_node)
 
     @asset(
         name=shap_key(level).path[-1],
@@ -149,17 +149,19 @@ def build_explanation_assets(level: int) -> list[AssetsDefinition]:
         "children (mean images too for image data).",
         **common,
     )
-    def shap_asset(context: AssetExecutionContext, tree_storage: TreeStorage) -> MaterializeResult:
-        store, generation, settings = open_tree(context, tree_storage)
-        features = read_features(store, generation)
-        pixels = store.read_table(generation, PIXELS_TABLE) if settings.input.image_shape else None
+    def shap_asset(
+        context: AssetExecutionContext, tree_storage: TreeStoreResource
+    ) -> MaterializeResult:
+        store, tree_id, settings = open_tree(context, tree_storage)
+        features = read_features(store, tree_id)
+        pixels = store.read_table(tree_id, PIXELS_TABLE) if settings.input.image_shape else None
 
         def explain_node(path: NodePath) -> dict[str, object]:
-            record = store.node_record(generation, path)
+            record = store.node_record(tree_id, path)
             if not record["split_accepted"]:
                 return _leaf_metadata(record)
-            return _explain_node(store, generation, path, features, pixels, settings)
+            return _explain_node(store, tree_id, path, features, pixels, settings)
 
-        return for_each_node(context, generation, explain_node)
+        return for_each_node(context, tree_id, explain_node)
 
     return [classifiers_asset, shap_asset]

@@ -33,15 +33,15 @@ from recursive_clusters.defs.assets.common import (
     run_threads,
 )
 from recursive_clusters.defs.keys import FEATURES, clusters_key, embedding_key
-from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.defs.resources import TreeStoreResource
 from recursive_clusters.io.store import EMBEDDING_PNG, TreeStore
 
 
-def node_rows(store: TreeStore, generation: str, path: NodePath, n_rows: int) -> np.ndarray:
+def node_rows(store: TreeStore, tree_id: str, path: NodePath, n_rows: int) -> np.ndarray:
     """The original rows of a node: all rows at the root, else one cluster of the parent."""
     if path.is_root:
         return np.arange(n_rows)
-    return np.asarray(store.child_rows(generation, path.parent, path.index), dtype=np.int64)
+    return np.asarray(store.child_rows(tree_id, path.parent, path.index), dtype=np.int64)
 
 
 def _upstream_dep(level: int) -> AssetDep:
@@ -63,29 +63,29 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
         **common,
     )
     def embedding_asset(
-        context: AssetExecutionContext, tree_storage: TreeStorage
+        context: AssetExecutionContext, tree_storage: TreeStoreResource
     ) -> MaterializeResult:
-        store, generation, settings = open_tree(context, tree_storage)
+        store, tree_id, settings = open_tree(context, tree_storage)
         threads = run_threads(context)
-        matrix = load_matrix(store, generation)
+        matrix = load_matrix(store, tree_id)
         if level == 1:
             require_enough_rows(len(matrix), settings)
 
         def embed_node(path: NodePath) -> dict[str, object]:
-            rows = node_rows(store, generation, path, len(matrix))
+            rows = node_rows(store, tree_id, path, len(matrix))
             seed = path.seed(settings.random_state)
             with limited_threads(threads):
                 layout = fit_layout(matrix[rows], settings.embedding, seed)
                 runs = perturbed_runs(layout, matrix[rows], settings, seed)
             coordinates = layout.coordinates
-            store.write_perturbed_runs(generation, path, runs)
+            store.write_perturbed_runs(tree_id, path, runs)
             store.write_embedding(
-                generation,
+                tree_id,
                 path,
                 pd.DataFrame({"row": rows, "x": coordinates[:, 0], "y": coordinates[:, 1]}),
             )
             return {
-                "generation": generation,
+                "generation": tree_id,
                 "node": path,
                 "rows": len(rows),
                 "seed": seed,
@@ -93,7 +93,7 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
                 "min_dist": settings.embedding.min_dist,
             }
 
-        return for_each_node(context, generation, embed_node)
+        return for_each_node(context, tree_id, embed_node)
 
     @asset(
         name=clusters_key(level).path[-1],
@@ -102,17 +102,17 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
         **common,
     )
     def clusters_asset(
-        context: AssetExecutionContext, tree_storage: TreeStorage
+        context: AssetExecutionContext, tree_storage: TreeStoreResource
     ) -> MaterializeResult:
-        store, generation, settings = open_tree(context, tree_storage)
+        store, tree_id, settings = open_tree(context, tree_storage)
         threads = run_threads(context)
-        matrix = load_matrix(store, generation)
+        matrix = load_matrix(store, tree_id)
 
         def cluster_node(path: NodePath) -> dict[str, object]:
-            embedded = store.read_embedding(generation, path)
+            embedded = store.read_embedding(tree_id, path)
             coordinates = embedded[["x", "y"]].to_numpy()
             rows = embedded["row"].to_numpy()
-            runs = store.read_perturbed_runs(generation, path)
+            runs = store.read_perturbed_runs(tree_id, path)
             with limited_threads(threads):
                 node = finish_node(coordinates, rows, path, settings, matrix[rows], runs)
             labels = pd.DataFrame(
@@ -123,16 +123,16 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
                     "noise_assigned": node.noise_assigned,
                 }
             )
-            record = {**node.summary(), "generation": generation}
-            store.write_node(generation, path, labels, record)
+            record = {**node.summary(), "generation": tree_id}
+            store.write_node(tree_id, path, labels, record)
             plot = embedding_scatter(
                 coordinates,
                 node.clustering.labels,
                 title=f"{path}: {node.clustering.n_children} clusters",
             )
-            store.write_node_png(generation, path, EMBEDDING_PNG, plot)
+            store.write_node_png(tree_id, path, EMBEDDING_PNG, plot)
             return {
-                "generation": generation,
+                "generation": tree_id,
                 "node": path,
                 "rows": record["n_rows"],
                 "children": record["n_children"],
@@ -150,6 +150,6 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
                 "embedding_plot": png_markdown(plot, path),
             }
 
-        return for_each_node(context, generation, cluster_node)
+        return for_each_node(context, tree_id, cluster_node)
 
     return [embedding_asset, clusters_asset]

@@ -8,9 +8,9 @@ from dagster import (
     asset,
 )
 
-from recursive_clusters.defs.assets.common import every_level_deps, resolve_generation
+from recursive_clusters.defs.assets.common import every_level_deps, resolve_tree_id
 from recursive_clusters.defs.keys import TREE_ASSET, TREE_GROUP, TREE_REPORT, shap_key
-from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.defs.resources import TreeStoreResource
 from recursive_clusters.io.store import ASSIGNMENTS_TABLE, REPORT_HTML
 from recursive_clusters.report import leaf_summary, write_report
 
@@ -27,19 +27,21 @@ def build_report_asset(max_depth: int) -> AssetsDefinition:
         "cluster_tree writes it before the tree becomes current; this writes it for a tree "
         "that was not published.",
     )
-    def tree_report(context: AssetExecutionContext, tree_storage: TreeStorage) -> MaterializeResult:
+    def tree_report(
+        context: AssetExecutionContext, tree_storage: TreeStoreResource
+    ) -> MaterializeResult:
         store = tree_storage.store()
-        generation = resolve_generation(context, store)
-        target = store.tree_dir(generation) / REPORT_HTML
+        tree_id = resolve_tree_id(context, store)
+        target = store.tree_dir(tree_id) / REPORT_HTML
         if not target.is_file():  # a published tree's was written before it became current
-            target = write_report(store, generation)
-        leaves = leaf_summary(store.read_table(generation, ASSIGNMENTS_TABLE))
+            target = write_report(store, tree_id)
+        leaves = leaf_summary(store.read_table(tree_id, ASSIGNMENTS_TABLE))
         return MaterializeResult(
             metadata={
-                "generation": generation,
+                "generation": tree_id,
                 "report": MetadataValue.path(str(target)),
                 "summary": MetadataValue.md(leaves.to_markdown(index=False)),
-                "nodes": len(store.node_records(generation)),
+                "nodes": len(store.node_records(tree_id)),
             }
         )
 

@@ -5,7 +5,7 @@ from pydantic import Field
 
 from recursive_clusters.core.settings import InputSettings
 from recursive_clusters.defs.keys import SCORING_GROUP, TREE_ASSET
-from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.defs.resources import TreeStoreResource
 from recursive_clusters.io.store import SCORED_TABLE_PARQUET, output_file, write_parquet
 from recursive_clusters.trees.scoring import score_file
 
@@ -26,12 +26,12 @@ class ScoringConfig(Config):
     description="New rows routed to a leaf of the current tree by its classifiers alone.",
 )
 def scored_table(
-    context: AssetExecutionContext, config: ScoringConfig, tree_storage: TreeStorage
+    context: AssetExecutionContext, config: ScoringConfig, tree_storage: TreeStoreResource
 ) -> MaterializeResult:
     store = tree_storage.store()
-    generation = store.require_current()
+    tree_id = store.require_current()
     target = output_file(
-        config.output or store.tree_dir(generation) / SCORED_TABLE_PARQUET,
+        config.output or store.tree_dir(tree_id) / SCORED_TABLE_PARQUET,
         "output",
         inputs=[config.path],
     )
@@ -40,7 +40,7 @@ def scored_table(
     reached = scores["path"].value_counts().rename_axis("path").reset_index(name="rows")
     return MaterializeResult(
         metadata={
-            "generation": generation,
+            "generation": tree_id,
             "rows": len(scores),
             "confident_share": float(scores["confident"].mean()) if len(scores) else 0.0,
             "output": MetadataValue.path(str(target)),

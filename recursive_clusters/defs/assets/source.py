@@ -20,12 +20,12 @@ from recursive_clusters.core.settings import InputSettings, Settings
 from recursive_clusters.defs.assets.common import open_tree
 from recursive_clusters.defs.keys import (
     DRIVER_TAG,
-    GENERATION_TAG,
     INPUT_GROUP,
     SOURCE_TABLE,
+    TREE_ID_TAG,
     TRIGGER_TAG,
 )
-from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.defs.resources import TreeStoreResource
 from recursive_clusters.io.batches import with_batches
 from recursive_clusters.io.store import (
     FEATURES_REPORT_JSON,
@@ -39,7 +39,7 @@ from recursive_clusters.io.store import (
 from recursive_clusters.io.tables import load_table
 
 
-def generation_id(data_fingerprint: str, settings_fingerprint: str, run_id: str) -> str:
+def new_tree_id(data_fingerprint: str, settings_fingerprint: str, run_id: str) -> str:
     """A new id per launch: 8 hex digits of the data and settings (two trees of the same data
     and settings share them, so a user sees it), then 8 of the launching run. Why not the
     content alone: a re-launch on the same data would then rebuild the current tree in place,
@@ -96,10 +96,10 @@ def build_source_table(max_depth: int) -> AssetsDefinition:
         name=SOURCE_TABLE.path[-1],
         group_name=INPUT_GROUP,
         description="The input table (plus the batches that have arrived, with "
-        "batches.include_in_trees), snapshotted as a new tree generation.",
+        "batches.include_in_trees), snapshotted as a new tree.",
     )
     def source_table(
-        context: AssetExecutionContext, tree_storage: TreeStorage
+        context: AssetExecutionContext, tree_storage: TreeStoreResource
     ) -> MaterializeResult:
         settings = tree_storage.new_tree_settings()
         _require_loaded_levels(settings, max_depth, tree_storage.settings_path)
@@ -109,21 +109,21 @@ def build_source_table(max_depth: int) -> AssetsDefinition:
 
 
 def snapshot_input(
-    context: AssetExecutionContext, tree_storage: TreeStorage, settings: Settings
+    context: AssetExecutionContext, tree_storage: TreeStoreResource, settings: Settings
 ) -> MaterializeResult:
-    """Begin a new tree generation with a snapshot of its rows and its settings."""
+    """Begin a new tree with a snapshot of its rows and its settings."""
     raw = load_table(settings.input)
     batches: list[str] = []
     if settings.batches.include_in_trees and settings.batches.path:
         raw, batches = with_batches(raw, settings.batches, settings.input)
     trigger = launch_trigger(context.dagster_run.tags)
     data_fingerprint = fingerprint_frame(raw)
-    generation = generation_id(data_fingerprint, settings.fingerprint(), context.run_id)
+    tree_id = new_tree_id(data_fingerprint, settings.fingerprint(), context.run_id)
     store = tree_storage.store()
     store.begin_tree(
-        generation,
+        tree_id,
         {
-            "generation": generation,
+            "generation": tree_id,
             "settings": settings.model_dump(mode="json"),
             "data_fingerprint": data_fingerprint,
             "source": settings.input.path or "built-in digits demo",
@@ -133,11 +133,11 @@ def snapshot_input(
             "trigger": trigger,
         },
     )
-    store.write_table(generation, SOURCE_ROWS_TABLE, raw)
-    context.instance.add_run_tags(context.run_id, {GENERATION_TAG: generation})
+    store.write_table(tree_id, SOURCE_ROWS_TABLE, raw)
+    context.instance.add_run_tags(context.run_id, {TREE_ID_TAG: tree_id})
     return MaterializeResult(
         metadata={
-            "generation": generation,
+            "generation": tree_id,
             "rows": len(raw),
             "columns": len(raw.columns),
             "data_fingerprint": data_fingerprint,
@@ -155,24 +155,24 @@ def snapshot_input(
     deps=[SOURCE_TABLE],
     description="Validated feature matrix, ids and profile columns of the tree's rows.",
 )
-def features(context: AssetExecutionContext, tree_storage: TreeStorage) -> MaterializeResult:
-    store, generation, settings = open_tree(context, tree_storage)
-    source = store.read_table(generation, SOURCE_ROWS_TABLE)
+def features(context: AssetExecutionContext, tree_storage: TreeStoreResource) -> MaterializeResult:
+    store, tree_id, settings = open_tree(context, tree_storage)
+    source = store.read_table(tree_id, SOURCE_ROWS_TABLE)
     prepared = prepare(source, settings.input)
-    store.write_table(generation, FEATURES_TABLE, prepared.features)
+    store.write_table(tree_id, FEATURES_TABLE, prepared.features)
     if settings.input.image_shape:
-        store.write_table(generation, PIXELS_TABLE, image_pixels(source, prepared, settings.input))
-    store.write_table(generation, IDS_TABLE, prepared.ids.to_frame())
-    store.write_table(generation, PROFILE_TABLE, pd.DataFrame(prepared.profile))
-    store.write_text(generation, PREPROCESSOR_JSON, prepared.preprocessor.to_json())
-    store.write_text(generation, FEATURES_REPORT_JSON, json.dumps(prepared.report, default=str))
+        store.write_table(tree_id, PIXELS_TABLE, image_pixels(source, prepared, settings.input))
+    store.write_table(tree_id, IDS_TABLE, prepared.ids.to_frame())
+    store.write_table(tree_id, PROFILE_TABLE, pd.DataFrame(prepared.profile))
+    store.write_text(tree_id, PREPROCESSOR_JSON, prepared.preprocessor.to_json())
+    store.write_text(tree_id, FEATURES_REPORT_JSON, json.dumps(prepared.report, default=str))
     for key, value in prepared.report.items():
         context.log.info(f"{key}: {value}")
     if prepared.report["skipped_columns"]:
         context.log.warning(f"columns left out: {prepared.report['skipped_columns']}")
     return MaterializeResult(
         metadata={
-            "generation": generation,
+            "generation": tree_id,
             "rows": int(prepared.report["rows_kept"]),
             "features": int(prepared.report["n_features"]),
             "rows_dropped_non_finite": int(prepared.report["rows_dropped_non_finite"]),

@@ -19,7 +19,7 @@ from dagster import (
 from recursive_clusters.core.tree_checks import CheckOutcome
 from recursive_clusters.defs.assets.common import every_level_deps, open_tree
 from recursive_clusters.defs.keys import TREE_ASSET, TREE_COMPLETE_CHECK, TREE_GROUP, clusters_key
-from recursive_clusters.defs.resources import TreeStorage
+from recursive_clusters.defs.resources import TreeStoreResource
 from recursive_clusters.trees.names import leaf_names
 from recursive_clusters.trees.publish import PublishOutcome, TreeNotComplete, publish_tree
 
@@ -36,13 +36,13 @@ TREE_CHECKS = {
 }
 
 
-def _check_result(outcome: CheckOutcome, generation: str) -> AssetCheckResult:
+def _check_result(outcome: CheckOutcome, tree_id: str) -> AssetCheckResult:
     return AssetCheckResult(
         check_name=outcome.name,
         passed=outcome.passed,
         severity=AssetCheckSeverity(outcome.severity),
         description=outcome.description,
-        metadata={"generation": generation, "value": outcome.value},
+        metadata={"generation": tree_id, "value": outcome.value},
     )
 
 
@@ -61,20 +61,18 @@ def _comparison_metadata(outcome: PublishOutcome) -> dict:
 
 def _materialization(outcome: PublishOutcome, catalog: Path) -> MaterializeResult:
     """The publish outcome as Dagster shows it: check results and metadata."""
-    generation, summary, names = outcome.generation, outcome.summary, outcome.names
+    tree_id, summary, names = outcome.tree_id, outcome.summary, outcome.names
     return MaterializeResult(
         check_results=[
-            *(_check_result(check, generation) for check in outcome.checks),
+            *(_check_result(check, tree_id) for check in outcome.checks),
             AssetCheckResult(
                 check_name=TREE_COMPLETE_CHECK,
                 passed=outcome.published,
                 severity=AssetCheckSeverity.ERROR,
                 metadata={
-                    "generation": generation,
+                    "generation": tree_id,
                     "n_leaves": summary["n_leaves"],
-                    "current_tree": generation
-                    if outcome.published
-                    else (outcome.previous or "none"),
+                    "current_tree": tree_id if outcome.published else (outcome.previous or "none"),
                 },
                 description=None
                 if outcome.published
@@ -82,7 +80,7 @@ def _materialization(outcome: PublishOutcome, catalog: Path) -> MaterializeResul
             ),
         ],
         metadata={
-            "generation": generation,
+            "generation": tree_id,
             "published": outcome.published,
             **summary,
             **{f"check_{o.name}": o.value for o in outcome.checks if o.value is not None},
@@ -123,18 +121,18 @@ def build_tree_asset(max_depth: int):
         ],
     )
     def cluster_tree(
-        context: AssetExecutionContext, tree_storage: TreeStorage
+        context: AssetExecutionContext, tree_storage: TreeStoreResource
     ) -> MaterializeResult:
-        store, generation, settings = open_tree(context, tree_storage)
+        store, tree_id, settings = open_tree(context, tree_storage)
         try:
-            outcome = publish_tree(store, generation, settings)
+            outcome = publish_tree(store, tree_id, settings)
         except TreeNotComplete as exc:
             raise Failure(description=str(exc)) from None
         for warning in outcome.warnings:
             context.log.warning(warning)
         if not outcome.published:
             context.log.error(
-                f"tree {generation} not published ({outcome.failure}); {outcome.previous} stays"
+                f"tree {tree_id} not published ({outcome.failure}); {outcome.previous} stays"
             )
         return _materialization(outcome, store.catalog_path)
 
