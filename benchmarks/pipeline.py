@@ -5,6 +5,7 @@ Usage::
     python benchmarks/pipeline.py --dataset digits
     python benchmarks/pipeline.py --dataset planted --rows 20000 --columns 100
     python benchmarks/pipeline.py --dataset planted --rows 70000 --columns 784 --max-depth 2
+    python benchmarks/pipeline.py --dataset mnist --rows 60000 --skip-bare
 
 Prints a Markdown table and writes JSON (``--output``, default
 ``benchmarks/results/pipeline_<dataset>_<rows>x<columns>.json``). The bare run (a fresh
@@ -45,10 +46,22 @@ def planted_data(rows: int, columns: int):
 
 
 def make_dataset(name: str, rows: int, columns: int, directory: Path) -> Path | None:
-    """Write the benchmark table to Parquet (``None`` for the built-in digits)."""
+    """Write the benchmark table to Parquet (``None`` for the built-in digits); ``mnist``: the
+    first ``rows`` of the 60,000 MNIST training digits (``quality.py`` says where they are),
+    784 pixels with the digit as profile column."""
     if name == "digits":
         return None
     import pandas as pd
+
+    if name == "mnist":
+        from quality import _mnist_train_path
+
+        table = pd.read_parquet(_mnist_train_path()).head(rows)
+        table.insert(0, "row_id", table.pop("id"))
+        table.insert(len(table.columns), "digit", table.pop("label").astype(str))
+        path = directory / "data.parquet"
+        table.to_parquet(path)
+        return path
 
     features, tops, leaves = planted_data(rows, columns)
     table = pd.DataFrame(features, columns=[f"x{i}" for i in range(columns)])
@@ -180,7 +193,7 @@ def tree_quality(storage_dir: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=["digits", "planted"], default="digits")
+    parser.add_argument("--dataset", choices=["digits", "planted", "mnist"], default="digits")
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--columns", type=int, default=100)
     parser.add_argument("--max-depth", type=int, default=3)
@@ -197,14 +210,16 @@ def main() -> None:
         data = make_dataset(args.dataset, args.rows, args.columns, Path(scratch))
         settings_data: dict = {"recursion": {"max_depth": args.max_depth}}
         if data is not None:
+            truth = "digit" if args.dataset == "mnist" else "planted_leaf"
             settings_data["input"] = {"path": str(data), "id_column": "row_id",
-                                      "profile_columns": ["planted_leaf"]}  # fmt: skip
+                                      "profile_columns": [truth]}  # fmt: skip
         settings_path = Path(scratch) / "settings.yaml"
         settings_path.write_text(yaml.safe_dump(settings_data))
         pipeline_figures = {} if args.skip_pipeline else pipeline(settings_path, data)
         bare_figures = {} if args.skip_bare else bare_in_fresh_process(settings_path)
 
-    shape = "1797x64" if data is None else f"{args.rows}x{args.columns}"
+    columns = 784 if args.dataset == "mnist" else args.columns
+    shape = "1797x64" if data is None else f"{args.rows}x{columns}"
     result = {"dataset": args.dataset, "shape": shape, "max_depth": args.max_depth,
               "bare": bare_figures, "pipeline": pipeline_figures}  # fmt: skip
     if pipeline_figures and bare_figures:

@@ -119,6 +119,9 @@ def snapshot_input(
     trigger = launch_trigger(context.dagster_run.tags)
     data_fingerprint = fingerprint_frame(raw)
     tree_id = new_tree_id(data_fingerprint, settings.fingerprint(), context.run_id)
+    # Tagged before the tree is begun: a run interrupted once its tree exists always names it
+    # (the CLI marks that tree failed on Ctrl-C, and finds it by this tag).
+    context.instance.add_run_tags(context.run_id, {TREE_ID_TAG: tree_id})
     store = tree_storage.store()
     store.begin_tree(
         tree_id,
@@ -134,7 +137,6 @@ def snapshot_input(
         },
     )
     store.write_table(tree_id, SOURCE_ROWS_TABLE, raw)
-    context.instance.add_run_tags(context.run_id, {TREE_ID_TAG: tree_id})
     return MaterializeResult(
         metadata={
             "generation": tree_id,
