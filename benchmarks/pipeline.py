@@ -58,7 +58,7 @@ def make_dataset(name: str, rows: int, columns: int, directory: Path) -> Path | 
 
         table = pd.read_parquet(_mnist_train_path()).head(rows)
         table.insert(0, "row_id", table.pop("id"))
-        table.insert(len(table.columns), "digit", table.pop("label").astype(str))
+        table["digit"] = table.pop("label").astype(str)
         path = directory / "data.parquet"
         table.to_parquet(path)
         return path

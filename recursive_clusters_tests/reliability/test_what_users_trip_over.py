@@ -21,15 +21,14 @@ def _last_line(capsys) -> str:
     return lines[-1]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 40 MB tmpfs (mounting needs root): the disk a tree fills."""
-    mount = tmp_path / "disk"
+def _mounted_tmpfs(mount: Path, options: str):
+    """A real tmpfs at ``mount`` with mount(8) ``options`` (mounting needs root; skipped, with
+    the reason, where it cannot be mounted), unmounted afterwards."""
     mount.mkdir()
     if shutil.which("mount") is None or os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root and mount(8)")
+        pytest.skip("mounting a tmpfs needs root and mount(8)")
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True
     )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
@@ -37,6 +36,12 @@ def small_disk(tmp_path):
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 40 MB tmpfs: the disk a tree fills."""
+    yield from _mounted_tmpfs(tmp_path / "disk", "size=40m")
 
 
 def _bytes_on_disk(paths) -> int:
@@ -281,19 +286,7 @@ def test_predict_says_how_many_rows_it_left_out_and_which_tree_scored(
 def read_only_dir(tmp_path):
     """A real read-only tmpfs: as root, ``chmod`` does not stop a write, a read-only mount
     does."""
-    mount = tmp_path / "read_only"
-    mount.mkdir()
-    if shutil.which("mount") is None or os.geteuid() != 0:
-        pytest.skip("mounting a read-only tmpfs needs root and mount(8)")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    yield from _mounted_tmpfs(tmp_path / "read_only", "ro,size=1m")
 
 
 def _home_with_a_tree(grown_tree, tmp_path, monkeypatch) -> Path:
