@@ -75,8 +75,9 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
             rows = node_rows(store, tree_id, path, len(matrix))
             seed = path.seed(settings.random_state)
             with limited_threads(threads):
-                layout = fit_layout(matrix[rows], settings.embedding, seed)
-                runs = perturbed_runs(layout, matrix[rows], settings, seed)
+                node_matrix = matrix[rows]  # a copy: made once for both steps
+                layout = fit_layout(node_matrix, settings.embedding, seed)
+                runs = perturbed_runs(layout, node_matrix, settings, seed)
             coordinates = layout.coordinates
             store.write_perturbed_runs(tree_id, path, runs)
             store.write_embedding(
