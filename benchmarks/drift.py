@@ -69,22 +69,21 @@ def grow(table: pd.DataFrame, directory: Path, extra: list[str] = ()) -> None:
 
 
 def open_current():
-    from recursive_clusters.core.settings import parse_settings
-    from recursive_clusters.defs.resources import TreeStoreResource as TreeStorage
+    from recursive_clusters.defs.resources import TreeStoreResource
 
-    store = TreeStorage().store()
-    generation = store.require_current()
-    settings = parse_settings(store.manifest(generation)["settings"])
-    return store, generation, settings, store.read_drift_baseline(generation)
+    store = TreeStoreResource().store()
+    tree_id = store.require_current()
+    settings = store.tree_settings(tree_id)
+    return store, tree_id, settings, store.read_drift_baseline(tree_id)
 
 
-def score(store, generation, settings, baseline, batch: pd.DataFrame):
+def score(store, tree_id, settings, baseline, batch: pd.DataFrame):
     """What the ``scored_batches`` asset computes for one batch."""
     from recursive_clusters.core.drift import measure_drift
     from recursive_clusters.trees.scoring import route, tree_features
 
-    features, _ = tree_features(store, generation, batch)
-    routed = route(store, generation, settings, features)
+    features, _ = tree_features(store, tree_id, batch)
+    routed = route(store, tree_id, settings, features)
     return measure_drift(baseline, routed, features, settings.drift)
 
 
@@ -188,11 +187,11 @@ def score_only(rows: int, columns: int) -> None:
     from recursive_clusters.core.drift import measure_drift
     from recursive_clusters.trees.scoring import route, tree_features
 
-    store, generation, settings, baseline = open_current()
+    store, tree_id, settings, baseline = open_current()
     batch = digit_rows(rows, columns, seed=1)
     started = time.perf_counter()
-    matrix, _ = tree_features(store, generation, batch)
-    routed = route(store, generation, settings, matrix)
+    matrix, _ = tree_features(store, tree_id, batch)
+    routed = route(store, tree_id, settings, matrix)
     route_s = time.perf_counter() - started
     started = time.perf_counter()
     report = measure_drift(baseline, routed, matrix, settings.drift)
@@ -202,7 +201,7 @@ def score_only(rows: int, columns: int) -> None:
     figures = {
         "rows": rows,
         "columns": columns,
-        "tree_depth": tree_depth(store.node_records(generation)),
+        "tree_depth": tree_depth(store.node_records(tree_id)),
         "rows_by_depth": {int(k): round(float(v), 4) for k, v in depth.items()},
         "score_seconds": route_s,
         "drift_seconds": drift_s,

@@ -159,34 +159,34 @@ def tree_quality(storage_dir: Path) -> dict[str, float]:
     from recursive_clusters.trees.scoring import score_table
 
     store = TreeStore(storage_dir)
-    generation = store.require_current()
-    assignments = store.read_table(generation, "assignments")
-    truth = store.read_table(generation, "profile").iloc[:, 0].astype(str)
+    tree_id = store.require_current()
+    assignments = store.read_table(tree_id, "assignments")
+    truth = store.read_table(tree_id, "profile").iloc[:, 0].astype(str)
     if truth.str.contains(".", regex=False).any():
         truth = truth.str.split(".").str[0]
     level_1 = assignments["level_1"]
     clustered = level_1.notna() & (level_1 != "noise")
     metrics = pd.concat(
-        store.read_node_table(generation, path, "classifier_metrics")
-        for path, record in store.node_records(generation).items()
+        store.read_node_table(tree_id, path, "classifier_metrics")
+        for path, record in store.node_records(tree_id).items()
         if record["split_accepted"]
     )
-    source = store.read_table(generation, "source")
-    scores = score_table(store, source, generation)
+    source = store.read_table(tree_id, "source")
+    scores = score_table(store, source, tree_id)
     in_leaf = ~assignments["is_noise"].to_numpy()
     agree = scores["path"].to_numpy()[in_leaf] == assignments["leaf_path"].to_numpy()[in_leaf]
-    root = store.node_record(generation, "root")
+    root = store.node_record(tree_id, "root")
     return {
         "level1_ari": float(adjusted_rand_score(truth[clustered], level_1[clustered])),
         "level1_clustered": float(clustered.mean()),
-        "nodes": len(store.node_records(generation)),
+        "nodes": len(store.node_records(tree_id)),
         "leaves": int(assignments["leaf_path"].nunique()),
         "median_roc_auc": float(metrics["roc_auc"].median()),
         "predict_agreement": float(agree.mean()),
         "root_mean_ari_perturbed": float(root["acceptance"].get("mean_ari", float("nan"))),
         "node_reasons": {
             path: f"{record['n_rows']} rows, {record['n_children']} children: {record['reason']}"
-            for path, record in store.node_records(generation).items()
+            for path, record in store.node_records(tree_id).items()
         },
     }
 
