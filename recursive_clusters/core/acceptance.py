@@ -179,10 +179,10 @@ def null_reference(matrix: np.ndarray, n_rows: int, rng: np.random.Generator) ->
     stays exact when the covariance is singular (more columns than rows, constant pixels).
     """
     mean = matrix.mean(axis=0)
-    with single_threaded_blas():
+    with single_threaded_blas():  # the SVD and the product: a threaded BLAS sums in its order
         _, singular, axes = np.linalg.svd(matrix - mean, full_matrices=False)
-    scales = singular / math.sqrt(max(len(matrix) - 1, 1))
-    return mean + (rng.standard_normal((n_rows, len(scales))) * scales) @ axes
+        scales = singular / math.sqrt(max(len(matrix) - 1, 1))
+        return mean + (rng.standard_normal((n_rows, len(scales))) * scales) @ axes
 
 
 def validity(
