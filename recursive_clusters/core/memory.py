@@ -1,0 +1,45 @@
+"""Whether a tree fits in memory, decided from the table's shape before anything is read.
+
+A tree that would run out of memory an hour in, killed by the kernel, is refused at once
+instead, naming its estimate and what lowers it.
+"""
+
+from __future__ import annotations
+
+GIB = 2**30
+# Peak resident memory of `recursive-clusters run` (depth 2, one process) measured at 1 and
+# 3 million planted rows of 50 columns (benchmarks/results/cost_curve_large_50cols.json),
+# fitted as fixed + per value + per row and rounded up: imports, Dagster and the UMAP fit on
+# its sample; the copies of the table alive at once (the prepared matrix, the features the
+# classifiers read, a node's rows); the per-row columns (ids, labels, coordinates, leaves).
+FIXED_BYTES = 1.5 * GIB
+BYTES_PER_VALUE = 24.0
+BYTES_PER_ROW = 400.0
+
+
+class MemoryBudgetError(ValueError):
+    """The tree's estimated peak memory exceeds the memory it may use."""
+
+
+def estimate_peak_bytes(n_rows: int, n_features: int) -> float:
+    """The estimated peak resident memory of growing a tree of ``n_rows`` x ``n_features``."""
+    return FIXED_BYTES + BYTES_PER_VALUE * n_rows * n_features + BYTES_PER_ROW * n_rows
+
+
+def require_memory(n_rows: int, n_features: int, limit_bytes: float, source: str) -> None:
+    """Refuse a tree whose estimated peak exceeds ``limit_bytes``, naming the estimate, the
+    limit and the settings that change either."""
+    needed = estimate_peak_bytes(n_rows, n_features)
+    if needed <= limit_bytes:
+        return
+    fitting_rows = max(
+        0.0, (limit_bytes - FIXED_BYTES) / (BYTES_PER_VALUE * n_features + BYTES_PER_ROW)
+    )
+    raise MemoryBudgetError(
+        f"{source}: a tree of {n_rows:,} rows x {n_features} feature columns is estimated to "
+        f"peak at {needed / GIB:.1f} GB of memory, more than the {limit_bytes / GIB:.1f} GB it "
+        f"may use (memory_limit_gb; default: this machine's memory). Refused before starting; "
+        f"nothing was changed. The estimate grows with rows x columns: cluster on fewer "
+        f"columns (input.feature_columns) or fewer rows (about {int(fitting_rows):,} fit), or "
+        "raise memory_limit_gb on a machine with more memory."
+    )
