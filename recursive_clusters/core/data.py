@@ -470,10 +470,18 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 def _require_float32_range(raw: pd.DataFrame, columns: list[str], values: np.ndarray) -> None:
     """Embedding, classifiers and routers compute in float32: a larger finite value would
     become infinite there, far from where it came from. Name the first one."""
-    too_large = np.isfinite(values) & (np.abs(values) > FLOAT32_MAX)
-    if too_large.any():
-        row, position = np.argwhere(too_large)[0]
-        more = int(too_large.sum()) - 1
+    rows_too_large = np.zeros(len(values), dtype=bool)  # column by column: no table-sized copy
+    count = 0
+    for position in range(values.shape[1]):
+        column = values[:, position]
+        beyond = np.isfinite(column) & (np.abs(column) > FLOAT32_MAX)
+        count += int(beyond.sum())
+        rows_too_large |= beyond
+    if count:
+        row = int(np.argmax(rows_too_large))
+        first = values[row]
+        position = int(np.argmax(np.isfinite(first) & (np.abs(first) > FLOAT32_MAX)))
+        more = count - 1
         raise InputError(
             f"Feature column {columns[position]!r} holds {values[row, position]:g} at row "
             f"{raw.index[row]!r}{f' (and {more} more values)' if more else ''}, beyond the "
