@@ -7,11 +7,14 @@ instead, naming its estimate and what lowers it.
 from __future__ import annotations
 
 GIB = 2**30
-# Peak resident memory of `recursive-clusters run` (depth 2, one process) measured at 1 and
-# 3 million planted rows of 50 columns (benchmarks/results/cost_curve_large_50cols.json),
-# fitted as fixed + per value + per row and rounded up: imports, Dagster and the UMAP fit on
-# its sample; the copies of the table alive at once (the prepared matrix, the features the
-# classifiers read, a node's rows); the per-row columns (ids, labels, coordinates, leaves).
+# An upper estimate of the peak resident memory of `recursive-clusters run`: imports, Dagster
+# and the UMAP fit on its 50,000-row sample (fixed); the copies of the table alive at once at
+# the worst moment, three of 8-byte values (reading a table: the frame and the matrix being
+# built from it; a level: the features the classifiers read, the matrix, a float32 copy for
+# the split test's null); and per row the ids, labels, coordinates and leaf paths. Checked
+# against measured peaks (docs/benchmarks.md#large-tables): 10,000,000 x 50 planted rows
+# estimated 16.4 GB; measured 9.0 GB reading the input and 12.2 GB preparing the features
+# before its float32 check was made column by column; 1,000,000 x 50: estimated 3.0 GB.
 FIXED_BYTES = 1.5 * GIB
 BYTES_PER_VALUE = 24.0
 BYTES_PER_ROW = 400.0
