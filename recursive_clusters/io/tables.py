@@ -136,8 +136,10 @@ def _read_parquet(path: str, is_url: bool) -> pd.DataFrame:
         table = pq.read_table(path)
     # column by column, each column's Arrow memory freed in turn: a copy less of a big table
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
-    has_named_index = any(name is not None for name in frame.index.names)
-    return frame.reset_index(drop=not has_named_index)
+    if any(name is not None for name in frame.index.names):
+        return frame.reset_index()
+    frame.index = pd.RangeIndex(len(frame))  # in place: reset_index copies under pandas 2
+    return frame
 
 
 def _read_csv(path: str, is_url: bool, id_column: str | None = None) -> pd.DataFrame:
