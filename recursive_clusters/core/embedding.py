@@ -173,10 +173,24 @@ def place_rows(reducer, rows: np.ndarray, method: str) -> np.ndarray:
     """
     if method == "transform":
         return np.asarray(reducer.transform(rows), dtype=np.float32)
-    from umap.umap_ import init_graph_transform
-
     graph_mode = copy.copy(reducer)
     graph_mode.transform_mode = "graph"
     memberships = graph_mode.transform(rows).tocsr()
     memberships.eliminate_zeros()
-    return np.asarray(init_graph_transform(memberships, reducer.embedding_), dtype=np.float32)
+    return weighted_mean_positions(memberships, reducer.embedding_)
+
+
+def weighted_mean_positions(memberships, embedding: np.ndarray) -> np.ndarray:
+    """Each row's position: the membership-weighted mean of its sampled neighbours' positions,
+    or the position of a neighbour it coincides with (membership 1). umap-learn's
+    ``init_graph_transform`` computes the same in a Python loop over the rows (~100 us each:
+    most of the placement's time); here one sparse product does it."""
+    sums = np.asarray(memberships.sum(axis=1), dtype=np.float64).ravel()
+    with np.errstate(invalid="ignore", divide="ignore"):  # a row without neighbours: NaN
+        positions = (memberships @ embedding.astype(np.float64)) / sums[:, None]
+    exact = memberships.copy()
+    exact.data = (exact.data == 1).astype(np.int8)
+    exact.eliminate_zeros()
+    coinciding = np.flatnonzero(np.diff(exact.indptr))
+    positions[coinciding] = embedding[exact.indices[exact.indptr[coinciding]]]
+    return positions.astype(np.float32)

@@ -104,3 +104,25 @@ def test_planted_chunks_are_the_whole_table_in_pieces():
     assert len(chunks) == 11
     for part, full in zip(zip(*chunks, strict=True), whole, strict=True):
         assert np.array_equal(np.concatenate(part), full)
+
+
+def test_weighted_mean_positions_are_umaps_initial_placement():
+    """The vectorised placement gives what umap-learn's own loop gives, rows coinciding with
+    a sampled row (membership 1) included."""
+    import scipy.sparse as sparse
+    from umap.umap_ import init_graph_transform
+
+    from recursive_clusters.core.embedding import weighted_mean_positions
+
+    rng = np.random.default_rng(0)
+    n_rows, n_sampled, k = 500, 80, 15
+    values = rng.uniform(0.01, 0.99, n_rows * k).astype(np.float32)
+    values[::37] = 1.0
+    memberships = sparse.csr_matrix(
+        (values, (np.repeat(np.arange(n_rows), k), rng.integers(0, n_sampled, n_rows * k))),
+        shape=(n_rows, n_sampled),
+    )
+    memberships.sum_duplicates()
+    sampled = rng.normal(size=(n_sampled, 2)).astype(np.float32)
+    expected = init_graph_transform(memberships, sampled)
+    assert np.allclose(weighted_mean_positions(memberships, sampled), expected, atol=1e-5)
