@@ -26,9 +26,11 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 HERE = Path(__file__).resolve().parent
@@ -63,13 +65,36 @@ def make_dataset(name: str, rows: int, columns: int, directory: Path) -> Path | 
         table.to_parquet(path)
         return path
 
-    features, tops, leaves = planted_data(rows, columns)
-    table = pd.DataFrame(features, columns=[f"x{i}" for i in range(columns)])
-    table.insert(0, "row_id", range(len(table)))
-    table["planted_leaf"] = [f"{top}.{leaf}" for top, leaf in zip(tops, leaves, strict=True)]
     path = directory / "data.parquet"
-    table.to_parquet(path)
+    write_planted(rows, columns, path)
     return path
+
+
+PLANTED_CHUNK_ROWS = 500_000  # rows generated and written at once (one Parquet row group)
+
+
+def write_planted(rows: int, columns: int, path: Path) -> None:
+    """The planted hierarchy as Parquet, written a row group at a time (10 million rows would
+    otherwise need ~12 GB while generated); the planted leaf is dictionary-encoded text."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recursive_clusters.core.synthetic import planted_hierarchy_chunks
+
+    chunks = planted_hierarchy_chunks(rows, columns, **PLANTED, chunk_rows=PLANTED_CHUNK_ROWS)
+    writer, start = None, 0
+    for features, tops, leaves in chunks:
+        table = pd.DataFrame(features, columns=[f"x{i}" for i in range(columns)])
+        table.insert(0, "row_id", np.arange(start, start + len(table)))
+        names = pd.Series(tops).astype(str) + "." + pd.Series(leaves).astype(str)
+        table["planted_leaf"] = names.astype("category")
+        batch = pa.Table.from_pandas(table, preserve_index=False)
+        if writer is None:
+            writer = pq.ParquetWriter(path, batch.schema)
+        writer.write_table(batch.cast(writer.schema))
+        start += len(table)
+    writer.close()
 
 
 def bare(settings_data: dict) -> dict[str, float]:
@@ -128,6 +153,8 @@ def bare_in_fresh_process(settings_path: Path) -> dict[str, float]:
     return {**figures, "process total": time.perf_counter() - started}
 
 
+PREDICT_SAMPLE = 1_000_000  # rows routed by predict to measure its agreement with the tree
+
 RUN_LINE = re.compile(r"^\s+(?P<label>.+): done in (?P<seconds>[0-9.]+) s", re.MULTILINE)
 
 
@@ -141,12 +168,75 @@ def pipeline(settings_path: Path, data: Path | None) -> dict[str, float]:
         command += ["demo"] if data is None else ["run", "--input", str(data)]
         command += ["--config", str(settings_path)]
         started = time.perf_counter()
-        log = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+        log, samples = stream_output(command, env)
         total = time.perf_counter() - started
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+        stages = stage_figures(home, samples)
         figures = tree_quality(Path(home) / "recursive_clusters")
     runs = {f"run: {m['label']}": float(m["seconds"]) for m in RUN_LINE.finditer(log)}
-    return {"total": total, "peak_rss_gb": peak, **runs, **figures}
+    return {"total": total, "peak_rss_gb": peak, **runs, "stages": stages, **figures}
+
+
+def stream_output(command: list[str], env: dict[str, str]) -> tuple[str, list[tuple]]:
+    """Run ``command``, echoing its output as it comes (a 10-million-row tree's progress
+    lines); return that output and the process's resident memory (time, GB) sampled every
+    second. A failure raises as ``subprocess.run(check=True)``."""
+    lines, samples = [], []
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) as process:
+        sampler = threading.Thread(target=sample_memory, args=(process, samples), daemon=True)
+        sampler.start()
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+    sampler.join()
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, command)
+    return "".join(lines), samples
+
+
+def sample_memory(process: subprocess.Popen, samples: list[tuple]) -> None:
+    """(time, resident GB) of ``process`` every second until it ends (Linux /proc)."""
+    status = Path(f"/proc/{process.pid}/status")
+    while process.poll() is None:
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
+        except OSError:
+            break
+        samples.append((time.time(), int(fields["VmRSS"].split()[0]) / 2**20))
+        time.sleep(1.0)
+
+
+def stage_of(step_key: str) -> str:
+    """The stage a Dagster step belongs to (levels summed)."""
+    name = re.sub(r"_l[0-9]+$", "", step_key)
+    return {
+        "source_table": "load",
+        "features": "load",
+        "embedding": "embed + place",
+        "clusters": "cluster + split test",
+        "classifiers": "classify",
+        "shap": "explain",
+    }.get(name, "publish + report")
+
+
+def stage_figures(home: str, samples: list[tuple]) -> dict[str, dict[str, float]]:
+    """Seconds and peak resident memory (GB) per stage, from every run's step timings in
+    the instance and the memory sampled meanwhile."""
+    from dagster import DagsterInstance
+
+    seconds: dict[str, float] = {}
+    peak: dict[str, float] = {}
+    os.environ["DAGSTER_HOME"] = home  # the instance's storage is configured from it
+    with DagsterInstance.from_config(home) as instance:
+        for run in instance.get_runs():
+            for step in instance.get_run_step_stats(run.run_id):
+                if step.start_time is None or step.end_time is None:
+                    continue
+                stage = stage_of(step.step_key)
+                seconds[stage] = seconds.get(stage, 0.0) + step.end_time - step.start_time
+                inside = [gb for t, gb in samples if step.start_time <= t <= step.end_time + 1]
+                peak[stage] = max([peak.get(stage, 0.0), *inside])
+    return {"seconds": seconds, "peak_rss_gb": peak}
 
 
 def tree_quality(storage_dir: Path) -> dict[str, float]:
@@ -171,10 +261,13 @@ def tree_quality(storage_dir: Path) -> dict[str, float]:
         for path, record in store.node_records(tree_id).items()
         if record["split_accepted"]
     )
-    source = store.read_table(tree_id, "source")
-    scores = score_table(store, source, tree_id)
-    in_leaf = ~assignments["is_noise"].to_numpy()
-    agree = scores["path"].to_numpy()[in_leaf] == assignments["leaf_path"].to_numpy()[in_leaf]
+    rows = np.arange(len(assignments))
+    if len(rows) > PREDICT_SAMPLE:  # a seeded sample: routing 10 million rows costs minutes
+        rows = np.sort(np.random.default_rng(0).choice(rows, PREDICT_SAMPLE, replace=False))
+    scores = score_table(store, store.read_table_rows(tree_id, "source", rows), tree_id)
+    in_leaf = ~assignments["is_noise"].to_numpy()[rows]
+    leaves = assignments["leaf_path"].to_numpy()[rows]
+    agree = scores["path"].to_numpy()[in_leaf] == leaves[in_leaf]
     root = store.node_record(tree_id, "root")
     return {
         "level1_ari": float(adjusted_rand_score(truth[clustered], level_1[clustered])),
@@ -183,6 +276,7 @@ def tree_quality(storage_dir: Path) -> dict[str, float]:
         "leaves": int(assignments["leaf_path"].nunique()),
         "median_roc_auc": float(metrics["roc_auc"].median()),
         "predict_agreement": float(agree.mean()),
+        "predict_agreement_rows": int(len(rows)),
         "root_mean_ari_perturbed": float(root["acceptance"].get("mean_ari", float("nan"))),
         "node_reasons": {
             path: f"{record['n_rows']} rows, {record['n_children']} children: {record['reason']}"
@@ -200,6 +294,9 @@ def main() -> None:
     parser.add_argument("--skip-pipeline", action="store_true")
     parser.add_argument("--skip-bare", action="store_true")
     parser.add_argument("--output", type=Path)
+    parser.add_argument(
+        "--data", type=Path, help="planted data: this Parquet file, written first if missing"
+    )
     parser.add_argument("--bare-only", type=Path, help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args()
     if args.bare_only:
@@ -207,7 +304,12 @@ def main() -> None:
         return
 
     with tempfile.TemporaryDirectory() as scratch:
-        data = make_dataset(args.dataset, args.rows, args.columns, Path(scratch))
+        if args.data is not None and args.dataset == "planted":
+            if not args.data.is_file():
+                write_planted(args.rows, args.columns, args.data)
+            data = args.data
+        else:
+            data = make_dataset(args.dataset, args.rows, args.columns, Path(scratch))
         settings_data: dict = {"recursion": {"max_depth": args.max_depth}}
         if data is not None:
             truth = "digit" if args.dataset == "mnist" else "planted_leaf"
@@ -240,7 +342,7 @@ def print_table(result: dict) -> None:
         unit = "" if name in ("nodes", "peak_rss_gb") else " s"
         print(f"| bare: {name} | {value:.2f}{unit} |")
     for name, value in pipeline_figures.items():
-        if name == "node_reasons":
+        if name in ("node_reasons", "stages"):
             continue
         unit = " s" if name == "total" or name.startswith("run:") else ""
         print(f"| pipeline: {name} | {value:.3f}{unit} |")

@@ -172,11 +172,10 @@ def prepare(raw: pd.DataFrame, settings: InputSettings) -> PreparedData:
     values, converted = _numeric_values(raw, candidates)
     columns, values, dropped = _drop_constant_columns(candidates, values, settings.non_finite)
     kept = _finite_rows(values) if settings.non_finite == "drop" else np.ones(n_rows, dtype=bool)
-    finite_kept = np.where(np.isfinite(values[kept]), values[kept], np.nan)
     preprocessor = FeaturePreprocessor(
         feature_columns=tuple(columns),
         dropped_constant_columns=tuple(dropped),
-        medians=tuple(float(m) for m in np.nanmedian(finite_kept, axis=0)),
+        medians=_finite_medians(values, kept),
         means=None,
         scales=None,
         non_finite=settings.non_finite,
@@ -184,7 +183,7 @@ def prepare(raw: pd.DataFrame, settings: InputSettings) -> PreparedData:
     features, kept, n_imputed = _apply_non_finite(values, preprocessor)
     standardize, scale_reason = resolve_standardize(settings.standardize, features)
     if not standardize:  # the models compute in float32: values below ~1e-38 become 0 there
-        flat = _constant(features.astype(np.float32))
+        flat = _constant(features, np.float32)
         if flat.all():
             raise InputError(
                 f"All feature columns are constant in float32 (values below 1e-38 become 0): "
@@ -223,7 +222,9 @@ def prepare(raw: pd.DataFrame, settings: InputSettings) -> PreparedData:
     }
     return PreparedData(
         ids=ids.iloc[kept_positions].reset_index(drop=True),
-        features=pd.DataFrame(features, columns=columns, copy=True),
+        # no copy: unstandardised, ``matrix`` is these same values (neither is ever modified),
+        # and a second copy of a 10-million-row table is 4 GB
+        features=pd.DataFrame(features, columns=columns, copy=False),
         matrix=preprocessor._standardise(features),
         profile=raw[profile_columns].iloc[kept_positions].reset_index(drop=True),
         preprocessor=preprocessor,
@@ -469,10 +470,18 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 def _require_float32_range(raw: pd.DataFrame, columns: list[str], values: np.ndarray) -> None:
     """Embedding, classifiers and routers compute in float32: a larger finite value would
     become infinite there, far from where it came from. Name the first one."""
-    too_large = np.isfinite(values) & (np.abs(values) > FLOAT32_MAX)
-    if too_large.any():
-        row, position = np.argwhere(too_large)[0]
-        more = int(too_large.sum()) - 1
+    rows_too_large = np.zeros(len(values), dtype=bool)  # column by column: no table-sized copy
+    count = 0
+    for position in range(values.shape[1]):
+        column = values[:, position]
+        beyond = np.isfinite(column) & (np.abs(column) > FLOAT32_MAX)
+        count += int(beyond.sum())
+        rows_too_large |= beyond
+    if count:
+        row = int(np.argmax(rows_too_large))
+        first = values[row]
+        position = int(np.argmax(np.isfinite(first) & (np.abs(first) > FLOAT32_MAX)))
+        more = count - 1
         raise InputError(
             f"Feature column {columns[position]!r} holds {values[row, position]:g} at row "
             f"{raw.index[row]!r}{f' (and {more} more values)' if more else ''}, beyond the "
@@ -484,12 +493,28 @@ def _finite_rows(values: np.ndarray) -> np.ndarray:
     return np.isfinite(values).all(axis=1)
 
 
-def _constant(values: np.ndarray) -> np.ndarray:
-    """Per column: no two distinct finite values (all-NaN columns count as constant)."""
-    finite = np.isfinite(values)
-    low = np.where(finite, values, np.inf).min(axis=0, initial=np.inf)
-    high = np.where(finite, values, -np.inf).max(axis=0, initial=-np.inf)
-    return ~(low < high)
+def _constant(values: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """Per column: no two distinct finite values (all-NaN columns count as constant), with
+    the values in ``dtype``. Column by column: a mask of the whole table would cost copies
+    of it."""
+    flags = np.empty(values.shape[1], dtype=bool)
+    for position in range(values.shape[1]):
+        column = values[:, position].astype(dtype, copy=False)
+        finite = column[np.isfinite(column)]
+        flags[position] = not (len(finite) and finite.min() < finite.max())
+    return flags
+
+
+def _finite_medians(values: np.ndarray, kept: np.ndarray) -> tuple[float, ...]:
+    """Each column's median over its finite values in the ``kept`` rows (NaN when none),
+    column by column, so no masked copy of the whole table is made."""
+    every_row = bool(kept.all())
+    medians = []
+    for position in range(values.shape[1]):
+        column = values[:, position] if every_row else values[kept, position]
+        finite = column[np.isfinite(column)]
+        medians.append(float(np.median(finite)) if len(finite) else float("nan"))
+    return tuple(medians)
 
 
 def _drop_constant_columns(
@@ -504,7 +529,7 @@ def _drop_constant_columns(
     dropped: list[str] = []
     kept_rows = np.ones(len(values), dtype=bool)
     while True:
-        constant = _constant(values[kept_rows])
+        constant = _constant(values if kept_rows.all() else values[kept_rows])
         if constant.all():
             empty = ~np.isfinite(values[kept_rows]).any(axis=0)
             if empty.all():

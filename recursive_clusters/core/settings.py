@@ -82,6 +82,20 @@ class EmbeddingSettings(_Strict):
         description="Nodes with more rows fit UMAP on a seeded sample of this many rows and "
         "place the others with UMAP's transform (bounded time and memory on large tables).",
     )
+    placement: Literal["auto", "transform", "neighbours"] = Field(
+        "auto",
+        description="How a node's rows past its fit sample are placed on its layout: "
+        "'transform' (umap-learn's transform: k-NN memberships in the sample, their weighted "
+        "mean position, then 30 epochs of optimisation per row), 'neighbours' (the same "
+        "weighted mean, no optimisation: ~7x faster), or 'auto': transform up to "
+        "neighbour_placement_above rows, neighbours above.",
+    )
+    neighbour_placement_above: int = Field(
+        200_000,
+        ge=1_000,
+        description="With placement 'auto': nodes with more rows are placed by 'neighbours' "
+        "(a 10-million-row node by transform alone takes hours on 2 cores).",
+    )
     backend: Literal["umap", "cuml"] = Field(
         "umap",
         description="UMAP implementation: 'umap' (umap-learn, CPU) or 'cuml' (RAPIDS cuML on an "
@@ -404,6 +418,13 @@ class Settings(_Strict):
     batches: BatchSettings = Field(default_factory=BatchSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     random_state: int = Field(42, ge=0, description="Seed for every random step.")
+    memory_limit_gb: float | None = Field(
+        None,
+        gt=0,
+        description="Memory a tree may use, in GB; a tree whose estimated peak (from its rows "
+        "and feature columns, before anything is read) is higher is refused before it starts. "
+        "Empty: this machine's memory (a container's limit where lower).",
+    )
     schedule_cron: str | None = Field(
         "0 3 * * 0",
         description="Cron string (UTC) of recluster_schedule, which re-clusters on a clock "

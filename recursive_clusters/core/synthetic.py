@@ -7,6 +7,8 @@ many noise widths apart" the centres are.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 
@@ -71,6 +73,27 @@ def planted_hierarchy(
     Returns (X, top label per row, leaf label per row); leaf ``t * n_sub + s`` is leaf ``s``
     of group ``t``. Rows are shuffled.
     """
+    chunks = list(
+        planted_hierarchy_chunks(
+            n_rows, n_features, n_top, n_sub, top_separation, sub_separation, seed, n_rows
+        )
+    )
+    return tuple(np.concatenate(parts) for parts in zip(*chunks, strict=True))
+
+
+def planted_hierarchy_chunks(
+    n_rows: int,
+    n_features: int,
+    n_top: int,
+    n_sub: int,
+    top_separation: float,
+    sub_separation: float,
+    seed: int,
+    chunk_rows: int,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``planted_hierarchy``'s rows, the same values, in consecutive chunks of at most
+    ``chunk_rows`` rows: tens of millions of rows can be written without holding them all
+    (the generator draws its noise in row order, so the chunks concatenate to the whole)."""
     if n_top < 1 or n_sub < 1:
         raise ValueError("n_top and n_sub must be at least 1.")
     rng = np.random.default_rng(seed)
@@ -80,10 +103,11 @@ def planted_hierarchy(
     n_leaves = n_top * n_sub
     leaf = np.repeat(np.arange(n_leaves), _split_sizes(n_rows, n_leaves, rng))
     leaf = leaf[rng.permutation(n_rows)]
-    top = leaf // n_sub
-    centres = top_centres[top] + sub_offsets[leaf % n_sub]
-    X = centres + rng.standard_normal((n_rows, n_features))
-    return X, top, leaf
+    for start in range(0, max(n_rows, 1), max(1, chunk_rows)):  # 0 rows: one empty chunk
+        part = leaf[start : start + chunk_rows]
+        top = part // n_sub
+        centres = top_centres[top] + sub_offsets[part % n_sub]
+        yield centres + rng.standard_normal((len(part), n_features)), top, part
 
 
 def gaussian_mixture(

@@ -71,6 +71,49 @@ def load_table(settings: InputSettings) -> pd.DataFrame:
         raise InputError(f"Could not read input file {path!r}: {exc}") from exc
 
 
+def feature_shape(settings: InputSettings) -> tuple[int, int]:
+    """(rows, feature columns) of the configured table from its metadata (Parquet) or a
+    count (CSV, DuckDB), before it is read: what the memory estimate needs. The feature
+    columns are the configured ones, else every numeric column (any column, for CSV and
+    DuckDB) but the id and the profile columns: an upper bound."""
+    if settings.path is None:
+        return 1797, 64  # the built-in digits
+    excluded = {settings.id_column, *settings.profile_columns}
+    path, is_url = settings.path, "://" in settings.path
+    if _READERS.get(Path(urlsplit(path).path if is_url else path).suffix.lower()) == "parquet":
+        if is_url:
+            filesystem, inner_path = _filesystem(path)
+            metadata = pq.ParquetFile(filesystem.open_input_file(inner_path)).metadata
+        else:
+            metadata = pq.ParquetFile(path).metadata
+        schema = metadata.schema.to_arrow_schema()
+        numeric = [f.name for f in schema if _numeric_type(f.type) and f.name not in excluded]
+        columns = len(settings.feature_columns) if settings.feature_columns else len(numeric)
+        return metadata.num_rows, columns
+    counted = load_table_query(settings, "SELECT * FROM {table} LIMIT 0")
+    n_rows = int(load_table_query(settings, "SELECT count(*) FROM {table}").iloc[0, 0])
+    others = [c for c in counted.columns if c not in excluded]
+    return n_rows, len(settings.feature_columns) if settings.feature_columns else len(others)
+
+
+def _numeric_type(kind: pa.DataType) -> bool:
+    return (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_decimal(kind)
+    )
+
+
+def load_table_query(settings: InputSettings, query: str) -> pd.DataFrame:
+    """``query`` (``{table}`` standing for the table) on a CSV file or a DuckDB table."""
+    path = settings.path
+    if settings.table is not None:
+        return query_duckdb_table(path, settings.table, query)
+    with duckdb.connect() as connection:
+        return connection.execute(query.format(table=f"read_csv_auto({sql_string(path)})")).df()
+
+
 def _filesystem(url: str) -> tuple[pafs.FileSystem, str]:
     """The filesystem holding ``url`` and the path in it: pyarrow's own for the schemes it
     knows (s3://, gs://, hdfs://, file://), fsspec for any other one installed (az://,
@@ -88,11 +131,15 @@ def _read_parquet(path: str, is_url: bool) -> pd.DataFrame:
     """Parquet via pyarrow; a named pandas index stored in the file comes back as a column."""
     if is_url:
         filesystem, inner_path = _filesystem(path)
-        frame = pq.read_table(inner_path, filesystem=filesystem).to_pandas()
+        table = pq.read_table(inner_path, filesystem=filesystem)
     else:
-        frame = pq.read_table(path).to_pandas()
-    has_named_index = any(name is not None for name in frame.index.names)
-    return frame.reset_index(drop=not has_named_index)
+        table = pq.read_table(path)
+    # column by column, each column's Arrow memory freed in turn: a copy less of a big table
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    if any(name is not None for name in frame.index.names):
+        return frame.reset_index()
+    frame.index = pd.RangeIndex(len(frame))  # in place: reset_index copies under pandas 2
+    return frame
 
 
 def _read_csv(path: str, is_url: bool, id_column: str | None = None) -> pd.DataFrame:

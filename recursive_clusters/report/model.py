@@ -142,7 +142,6 @@ def load_tree(store: TreeStore, tree_id: str) -> Tree:
     records = store.node_records(tree_id)
     ids = store.read_table(tree_id, IDS_TABLE).iloc[:, 0]
     profile = store.read_table(tree_id, PROFILE_TABLE)
-    features = store.read_table(tree_id, FEATURES_TABLE)
     return Tree(
         tree_id=tree_id,
         manifest=manifest,
@@ -154,7 +153,7 @@ def load_tree(store: TreeStore, tree_id: str) -> Tree:
         profile=[ProfileColumn.of(str(c), profile[c]) for c in profile.columns]
         if len(profile) == len(ids)
         else [],
-        n_features=features.shape[1],
+        n_features=store.table_shape(tree_id, FEATURES_TABLE)[1],
         standardized=store.has_text(tree_id, PREPROCESSOR_JSON)
         and FeaturePreprocessor.from_json(store.read_text(tree_id, PREPROCESSOR_JSON)).means
         is not None,

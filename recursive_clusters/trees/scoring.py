@@ -93,12 +93,11 @@ def route_training_rows(
 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """A seeded sample of the tree's rows (at most ``TRAINING_SAMPLE``, a bounded cost):
     their row numbers, their features and where the routers send them."""
-    features = store.read_table(tree_id, FEATURES_TABLE)
-    rows = np.arange(len(features))
+    rows = np.arange(store.table_shape(tree_id, FEATURES_TABLE)[0])
     if len(rows) > TRAINING_SAMPLE:
         rng = np.random.default_rng(settings.random_state)
         rows = np.sort(rng.choice(rows, TRAINING_SAMPLE, replace=False))
-    sample = features.iloc[rows].reset_index(drop=True)
+    sample = store.read_table_rows(tree_id, FEATURES_TABLE, rows)
     return rows, sample, route(store, tree_id, settings, sample)
 
 

@@ -6,6 +6,7 @@ import base64
 import warnings
 from collections.abc import Callable
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -25,9 +26,15 @@ from recursive_clusters.core.data import FeaturePreprocessor
 from recursive_clusters.core.parallelism import THREADS_ENV, available_cores, count_from_env
 from recursive_clusters.core.paths import ROOT, NodePath
 from recursive_clusters.core.settings import Settings
-from recursive_clusters.defs.keys import THREADS_TAG, TREE_ID_TAG, level_group, level_partitions
+from recursive_clusters.defs.keys import (
+    DRIVER_TAG,
+    THREADS_TAG,
+    TREE_ID_TAG,
+    level_group,
+    level_partitions,
+)
 from recursive_clusters.defs.resources import TreeStoreResource
-from recursive_clusters.io.store import FEATURES_TABLE, PREPROCESSOR_JSON, TreeStore
+from recursive_clusters.io.store import FEATURES_TABLE, PREPROCESSOR_JSON, TreeStore, read_parquet
 
 # ``backfill_policy`` (one run per batch of siblings) is a deliberate choice: its beta warning,
 # repeated for every level asset, would bury the console's progress lines.
@@ -113,7 +120,7 @@ def read_features(store: TreeStore, tree_id: str) -> pd.DataFrame:
 
 @lru_cache(maxsize=1)  # one table: a run serves one tree, whose files never change once written
 def _read_parquet_once(path: str, modified_ns: int, size: int) -> pd.DataFrame:
-    return pd.read_parquet(path)
+    return read_parquet(path)
 
 
 def load_matrix(store: TreeStore, tree_id: str) -> np.ndarray:
@@ -122,6 +129,32 @@ def load_matrix(store: TreeStore, tree_id: str) -> np.ndarray:
     preprocessor = FeaturePreprocessor.from_json(store.read_text(tree_id, PREPROCESSOR_JSON))
     matrix, _ = preprocessor.transform(features)
     return matrix
+
+
+TableLike = TypeVar("TableLike", np.ndarray, pd.DataFrame)
+
+
+def node_part(table: TableLike, rows: np.ndarray) -> TableLike:
+    """A node's rows of the matrix or the features: the table itself at the root (all rows in
+    order), so the biggest node costs no copy of the table; a copy of the rows elsewhere."""
+    if len(rows) == len(table) and np.array_equal(rows, np.arange(len(table))):
+        return table
+    if isinstance(table, pd.DataFrame):
+        return table.iloc[rows].reset_index(drop=True)
+    return table[rows]
+
+
+def progress_reporter(context: AssetExecutionContext) -> Callable[[str], None]:
+    """Where progress lines of long work go: the run's log in the UI, and the console too
+    when the command line drives the run (it keeps Dagster's own console output quiet)."""
+    on_console = context.run.tags.get(DRIVER_TAG) == "cli"
+
+    def report(line: str) -> None:
+        context.log.info(line)
+        if on_console:
+            print(f"    {line}", flush=True)
+
+    return report
 
 
 def png_markdown(png: bytes, caption: str) -> MetadataValue:

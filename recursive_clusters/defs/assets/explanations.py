@@ -21,6 +21,7 @@ from recursive_clusters.core.settings import Settings
 from recursive_clusters.defs.assets.common import (
     for_each_node,
     level_asset_options,
+    node_part,
     open_tree,
     png_markdown,
     read_features,
@@ -45,7 +46,7 @@ def _node_table(store: TreeStore, tree_id: str, path: str, features: pd.DataFram
     """The node's rows of the original features, their child labels and row numbers."""
     labels = store.read_labels(tree_id, path)
     rows = labels["row"].to_numpy()
-    return features.iloc[rows].reset_index(drop=True), labels["label"].to_numpy(), rows
+    return node_part(features, rows), labels["label"].to_numpy(), rows
 
 
 def _leaf_metadata(record: dict) -> dict[str, object]:

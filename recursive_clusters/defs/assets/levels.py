@@ -19,17 +19,21 @@ from dagster import (
 )
 
 from recursive_clusters.core.acceptance import perturbed_runs
-from recursive_clusters.core.embedding import fit_layout
+from recursive_clusters.core.embedding import fit_layout, placement_method, rows_to_place
 from recursive_clusters.core.parallelism import limited_threads
 from recursive_clusters.core.paths import NodePath
 from recursive_clusters.core.plots import embedding_scatter
+from recursive_clusters.core.progress import RowProgress
 from recursive_clusters.core.recursive import finish_node, require_enough_rows
 from recursive_clusters.defs.assets.common import (
     for_each_node,
     level_asset_options,
     load_matrix,
+    node_part,
+    node_paths,
     open_tree,
     png_markdown,
+    progress_reporter,
     run_threads,
 )
 from recursive_clusters.defs.keys import FEATURES, clusters_key, embedding_key
@@ -70,13 +74,28 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
         matrix = load_matrix(store, tree_id)
         if level == 1:
             require_enough_rows(len(matrix), settings)
+        rows_of = {
+            path: node_rows(store, tree_id, path, len(matrix)) for path in node_paths(context)
+        }
+        report = progress_reporter(context)
+        placing = RowProgress(
+            f"level {level}: rows placed on their node's layout",
+            sum(rows_to_place(len(rows), settings.embedding) for rows in rows_of.values()),
+            report,
+        )
 
         def embed_node(path: NodePath) -> dict[str, object]:
-            rows = node_rows(store, tree_id, path, len(matrix))
+            rows = rows_of[path]
             seed = path.seed(settings.random_state)
+            if rows_to_place(len(rows), settings.embedding):
+                report(
+                    f"level {level}: {path}: UMAP fitted on {settings.embedding.fit_sample_size:,}"
+                    f" of {len(rows):,} rows, the rest placed by "
+                    f"{placement_method(settings.embedding, len(rows))}"
+                )
             with limited_threads(threads):
-                node_matrix = matrix[rows]  # a copy: made once for both steps
-                layout = fit_layout(node_matrix, settings.embedding, seed)
+                node_matrix = node_part(matrix, rows)  # made once for both steps
+                layout = fit_layout(node_matrix, settings.embedding, seed, placing.advance)
                 runs = perturbed_runs(layout, node_matrix, settings, seed)
             coordinates = layout.coordinates
             store.write_perturbed_runs(tree_id, path, runs)
@@ -115,7 +134,8 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
             rows = embedded["row"].to_numpy()
             runs = store.read_perturbed_runs(tree_id, path)
             with limited_threads(threads):
-                node = finish_node(coordinates, rows, path, settings, matrix[rows], runs)
+                node_matrix = node_part(matrix, rows)
+                node = finish_node(coordinates, rows, path, settings, node_matrix, runs)
             labels = pd.DataFrame(
                 {
                     "row": node.rows,

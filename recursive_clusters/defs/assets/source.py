@@ -5,6 +5,7 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+import duckdb
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
@@ -14,8 +15,10 @@ from dagster import (
     MetadataValue,
     asset,
 )
+from pyarrow import ArrowException
 
 from recursive_clusters.core.data import InputError, PreparedData, fingerprint_frame, prepare
+from recursive_clusters.core.memory import GIB, MemoryBudgetError, require_memory
 from recursive_clusters.core.settings import InputSettings, Settings
 from recursive_clusters.defs.assets.common import open_tree
 from recursive_clusters.defs.keys import (
@@ -27,6 +30,7 @@ from recursive_clusters.defs.keys import (
 )
 from recursive_clusters.defs.resources import TreeStoreResource
 from recursive_clusters.io.batches import with_batches
+from recursive_clusters.io.machine import machine_memory_bytes
 from recursive_clusters.io.store import (
     FEATURES_REPORT_JSON,
     FEATURES_TABLE,
@@ -36,7 +40,7 @@ from recursive_clusters.io.store import (
     PROFILE_TABLE,
     SOURCE_ROWS_TABLE,
 )
-from recursive_clusters.io.tables import load_table
+from recursive_clusters.io.tables import feature_shape, load_table
 
 
 def new_tree_id(data_fingerprint: str, settings_fingerprint: str, run_id: str) -> str:
@@ -108,10 +112,27 @@ def build_source_table(max_depth: int) -> AssetsDefinition:
     return source_table
 
 
+def require_memory_for(settings: Settings) -> None:
+    """Refuse (a ``Failure`` naming the estimate and the settings) a table whose tree is
+    estimated to need more memory than ``memory_limit_gb`` or the machine has."""
+    try:
+        n_rows, n_features = feature_shape(settings.input)
+    except (OSError, ValueError, ArrowException, duckdb.Error):
+        return  # unreadable: loading the table names the problem
+    limit = settings.memory_limit_gb * GIB if settings.memory_limit_gb else machine_memory_bytes()
+    source = settings.input.path or "the built-in digits"
+    try:
+        require_memory(n_rows, n_features, limit, source)
+    except MemoryBudgetError as exc:
+        raise Failure(description=str(exc)) from None
+
+
 def snapshot_input(
     context: AssetExecutionContext, tree_storage: TreeStoreResource, settings: Settings
 ) -> MaterializeResult:
-    """Begin a new tree with a snapshot of its rows and its settings."""
+    """Begin a new tree with a snapshot of its rows and its settings; a tree too big for the
+    memory it may use is refused first, before anything is read or written."""
+    require_memory_for(settings)
     raw = load_table(settings.input)
     batches: list[str] = []
     if settings.batches.include_in_trees and settings.batches.path:
@@ -161,9 +182,10 @@ def features(context: AssetExecutionContext, tree_storage: TreeStoreResource) ->
     store, tree_id, settings = open_tree(context, tree_storage)
     source = store.read_table(tree_id, SOURCE_ROWS_TABLE)
     prepared = prepare(source, settings.input)
-    store.write_table(tree_id, FEATURES_TABLE, prepared.features)
     if settings.input.image_shape:
         store.write_table(tree_id, PIXELS_TABLE, image_pixels(source, prepared, settings.input))
+    del source  # the raw table is not needed past here: a copy less while writing the rest
+    store.write_table(tree_id, FEATURES_TABLE, prepared.features)
     store.write_table(tree_id, IDS_TABLE, prepared.ids.to_frame())
     store.write_table(tree_id, PROFILE_TABLE, pd.DataFrame(prepared.profile))
     store.write_text(tree_id, PREPROCESSOR_JSON, prepared.preprocessor.to_json())
