@@ -16,8 +16,14 @@ PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
 worker_ns() { echo "${PREFIX}-worker-$1"; }
 worker_addr() { echo "$NET.$((10 + $1))"; }
 
-# A process started by cluster-up.sh is alive when its pid file names a living process.
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A process started by cluster-up.sh is alive when its pid file names a living process (not
+# a zombie: a killed process stays one until its parent, often init, reaps it).
+alive() {
+  [ -f "$1" ] || return 1
+  local state
+  state="$(awk '{print $3}' "/proc/$(cat "$1")/stat" 2>/dev/null)" || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
 
 # Postgres refuses to run as root: as root, its commands run as Debian's postgres user.
 as_pg() {

@@ -110,10 +110,12 @@ workers() {
     ns="$(worker_ns "$i")"
     mkdir -p "$home" && cp "$CLUSTER_DIR/dagster_home/dagster.yaml" "$home/"
     # Its own host name (a UTS namespace) and address (the network namespace); one run at a
-    # time (--concurrency 1, each run gets RECURSIVE_CLUSTERS_THREADS or its share of cores).
+    # time (--concurrency 1, each run gets RECURSIVE_CLUSTERS_THREADS or its share of cores),
+    # and no run taken from the queue while it is busy (--disable-prefetch: else a busy worker
+    # holds the next run while another worker idles).
     start "worker-$i" ip netns exec "$ns" unshare --uts sh -c \
       "hostname $ns && DAGSTER_HOME=$home exec celery -A recursive_clusters.defs.celery_worker \
-       worker --queues dagster --concurrency 1 --prefetch-multiplier 1 \
+       worker --queues dagster --concurrency 1 --disable-prefetch \
        --hostname worker-$i@%h --loglevel INFO"
   done
 }
