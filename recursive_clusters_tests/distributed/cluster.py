@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +26,11 @@ import pandas as pd
 from dagster import DagsterInstance, DagsterRun, RunsFilter
 
 from recursive_clusters.defs.keys import TREE_ID_TAG
+from recursive_clusters_tests.e2e.test_browser import post_graphql
 
 REPO = Path(__file__).resolve().parents[2]
 UP = REPO / "deploy" / "cluster-up.sh"
 DOWN = REPO / "deploy" / "cluster-down.sh"
-HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, no proxy
 
 
 def skip_reason() -> str | None:
@@ -77,14 +76,7 @@ class LocalCluster:
         return Path(self.env["RECURSIVE_CLUSTERS_STORAGE"])
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(
-            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
-        )
-        with HTTP.open(request, timeout=120) as response:
-            payload = json.load(response)
-        assert not payload.get("errors"), f"GraphQL errors: {payload['errors']}"
-        return payload["data"]
+        return post_graphql(self.url, query, variables, timeout_s=120)
 
     def log_tail(self, chars: int = 4000) -> str:
         logs = sorted((self.root / "logs").glob("*.log"))
