@@ -21,8 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 from dagster import DagsterInstance, DagsterRun, RunsFilter
 
 from recursive_clusters.defs.keys import TREE_ID_TAG
@@ -190,21 +188,3 @@ def start_cluster(settings: Path, workers: int = 2) -> LocalCluster:
         raise
     cluster.env = _read_env(root / "env")
     return cluster
-
-
-def wide_tree_table(n_top: int, n_sub: int, per_sub: int, seed: int = 0) -> pd.DataFrame:
-    """Planted data whose tree is wide: ``n_top`` clusters far apart, each of ``n_sub`` small
-    sub-clusters, so a depth-3 tree zooms into ``n_top`` + ``n_top * n_sub`` nodes."""
-    rng = np.random.default_rng(seed)
-    n_features = 6
-    tops = rng.normal(scale=400.0, size=(n_top, n_features))
-    parts, labels = [], []
-    for top in range(n_top):
-        subs = tops[top] + rng.normal(scale=40.0, size=(n_sub, n_features))
-        for sub in range(n_sub):
-            parts.append(subs[sub] + rng.normal(size=(per_sub, n_features)))
-            labels += [f"{top}.{sub}"] * per_sub
-    table = pd.DataFrame(np.vstack(parts), columns=[f"f{i}" for i in range(n_features)])
-    table.insert(0, "user_id", [f"u{i:06d}" for i in range(len(table))])
-    table["true_leaf"] = labels
-    return table
