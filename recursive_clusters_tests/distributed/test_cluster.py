@@ -23,14 +23,24 @@ import pytest
 import yaml
 from dagster import DagsterEventType, DagsterRunStatus, EventRecordsFilter
 
-from recursive_clusters.defs.keys import TREE_ID_TAG, WORKER_TAG, level_partitions_name
+from recursive_clusters.defs.keys import (
+    GROWTH_SENSOR,
+    TREE_ID_TAG,
+    WORKER_TAG,
+    level_partitions_name,
+)
 from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
 from recursive_clusters_tests.distributed.cluster import (
     LocalCluster,
     skip_reason,
     start_cluster,
 )
-from recursive_clusters_tests.e2e.test_browser import _launch_grow_tree, _wait_for_sensor_cursor
+from recursive_clusters_tests.e2e.test_browser import (
+    RUNS_QUERY,
+    SENSOR_QUERY,
+    _launch_grow_tree,
+    _wait_for_sensor_cursor,
+)
 
 pytestmark = pytest.mark.distributed
 
@@ -215,14 +225,16 @@ def test_postgres_restarted_during_growth_loses_nothing(cluster, first_tree):
     _webserver_recovers(cluster)
 
 
-def _webserver_recovers(cluster: LocalCluster, tries: int = 5) -> None:
-    """The webserver answers again after Postgres restarted. It keeps pooled connections
-    (``optimize_for_webserver``) that are not checked before use, so the first requests after
-    a restart may fail (500) while SQLAlchemy drops the dead ones; then it must answer."""
+def _webserver_recovers(cluster: LocalCluster, tries: int = 10) -> None:
+    """The webserver answers again, from the instance, after Postgres restarted. It keeps
+    pooled connections (``optimize_for_webserver``) that are not checked before use, so the
+    first requests after a restart may fail (500) while SQLAlchemy drops the dead ones."""
+    selector = {"repositoryLocationName": "recursive_clusters", "repositoryName": "__repository__"}
     failures = []
     for _ in range(tries):
         try:
-            cluster.graphql("{ version }")
+            cluster.graphql(RUNS_QUERY)
+            cluster.graphql(SENSOR_QUERY, {"selector": {**selector, "sensorName": GROWTH_SENSOR}})
             return
         except urllib.error.HTTPError as error:
             failures.append(error.code)
