@@ -191,6 +191,18 @@ def _stop_group(process: subprocess.Popen, grace_s: float = 20.0) -> None:
         process.wait(timeout=10)
 
 
+def post_graphql(url: str, query: str, variables: dict | None = None, timeout_s=60) -> dict:
+    """The data of a GraphQL query to the webserver at ``url``, failing on any error."""
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(
+        f"{url}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
+    with HTTP.open(request, timeout=timeout_s) as response:
+        payload = json.load(response)
+    assert not payload.get("errors"), f"GraphQL errors: {payload['errors']}"
+    return payload["data"]
+
+
 @dataclass
 class DagsterDev:
     """A running ``dagster dev`` on a temporary instance, and a GraphQL client for it."""
@@ -202,14 +214,7 @@ class DagsterDev:
     batches: Path  # the watched batch folder (batches.path)
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(
-            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
-        )
-        with HTTP.open(request, timeout=60) as response:
-            payload = json.load(response)
-        assert not payload.get("errors"), f"GraphQL errors: {payload['errors']}"
-        return payload["data"]
+        return post_graphql(self.url, query, variables)
 
     def log_tail(self, chars: int = 6000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
