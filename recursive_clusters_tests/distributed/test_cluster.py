@@ -225,16 +225,26 @@ def test_postgres_restarted_during_growth_loses_nothing(cluster, first_tree):
     _webserver_recovers(cluster)
 
 
+RUN_EVENTS_QUERY = """
+query RunEvents($runId: ID!) {
+  logsForRun(runId: $runId, limit: 1) { __typename }
+}
+"""
+
+
 def _webserver_recovers(cluster: LocalCluster, tries: int = 10) -> None:
-    """The webserver answers again, from the instance, after Postgres restarted. It keeps
-    pooled connections (``optimize_for_webserver``) that are not checked before use, so the
-    first requests after a restart may fail (500) while SQLAlchemy drops the dead ones."""
+    """The webserver answers again, from each of the instance's storages, after Postgres
+    restarted. Each storage (runs, schedules, event log) keeps its own pooled connection
+    (``optimize_for_webserver``), not checked before use, so the first request that reaches
+    each one after a restart may fail (500) while SQLAlchemy drops the dead connection: a
+    launch that was the first to write events failed so."""
     selector = {"repositoryLocationName": "recursive_clusters", "repositoryName": "__repository__"}
     failures = []
     for _ in range(tries):
         try:
-            cluster.graphql(RUNS_QUERY)
+            runs = cluster.graphql(RUNS_QUERY)["runsOrError"]["results"]
             cluster.graphql(SENSOR_QUERY, {"selector": {**selector, "sensorName": GROWTH_SENSOR}})
+            cluster.graphql(RUN_EVENTS_QUERY, {"runId": runs[0]["runId"]})
             return
         except urllib.error.HTTPError as error:
             failures.append(error.code)
