@@ -114,10 +114,10 @@ def test_a_failing_node_leaves_the_others_intact_and_a_relaunch_completes(rooted
     defs, storage, tree_id, _, table, keys = rooted_tree
     real_fit_layout = levels.fit_layout
 
-    def fit_layout_failing_on_node_two(matrix, settings, seed):
+    def fit_layout_failing_on_node_two(matrix, settings, seed, placed=None):
         if seed == NodePath("root.2").seed(42):
             raise RuntimeError("injected failure in node root.2")
-        return real_fit_layout(matrix, settings, seed)
+        return real_fit_layout(matrix, settings, seed, placed)
 
     monkeypatch.setattr(levels, "fit_layout", fit_layout_failing_on_node_two)
     job = defs.resolve_job_def(level_job_name(2))
@@ -182,7 +182,7 @@ def test_a_failed_node_run_fails_the_tree_where_users_look(rooted_tree, monkeypa
     and the error; nothing is published."""
     defs, storage, tree_id, _, _, keys = rooted_tree
 
-    def fit_layout_failing(matrix, settings, seed):
+    def fit_layout_failing(matrix, settings, seed, placed=None):
         raise RuntimeError("injected failure")
 
     monkeypatch.setattr(levels, "fit_layout", fit_layout_failing)
