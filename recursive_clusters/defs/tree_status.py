@@ -16,6 +16,7 @@ from dagster import (
     AssetCheckEvaluation,
     AssetCheckSeverity,
     DagsterInstance,
+    DagsterRun,
     DefaultSensorStatus,
     MetadataValue,
     RunFailureSensorContext,
@@ -23,7 +24,13 @@ from dagster import (
     run_failure_sensor,
 )
 
-from recursive_clusters.defs.dagster_internals import WILL_RETRY_TAG, UnresolvedAssetJobDefinition
+from recursive_clusters.defs.dagster_internals import (
+    RUN_FAILURE_REASON_TAG,
+    WILL_RETRY_TAG,
+    RunFailureReason,
+    UnresolvedAssetJobDefinition,
+    auto_reexecution_should_retry_run,
+)
 from recursive_clusters.defs.keys import (
     FAILURE_SENSOR,
     TREE_ASSET,
@@ -79,6 +86,24 @@ def _failure_reason(context: RunFailureSensorContext) -> str:
     return f"run {context.dagster_run.run_id[:8]} ({job}) failed: {details}"
 
 
+def will_be_retried(instance: DagsterInstance, run: DagsterRun) -> bool:
+    """Whether ``run_retries`` launches the failed ``run`` again (its retry then grows the tree).
+
+    Dagster stores a run's failure before it tags the run ``will_retry``, so a sensor tick in
+    between sees a failed run with no tag (seen in CI: a worker killed mid-run, its retry
+    succeeded, and the tree had been failed meanwhile). Untagged, the run is judged by the
+    rule the tag would record."""
+    tagged = run.tags.get(WILL_RETRY_TAG)
+    if tagged is not None:
+        return tagged == "true"
+    if not instance.run_retries_enabled:
+        return False
+    reason = run.tags.get(RUN_FAILURE_REASON_TAG)
+    return auto_reexecution_should_retry_run(
+        instance, run, RunFailureReason(reason) if reason else None
+    )
+
+
 def build_tree_failure_sensor(jobs: Sequence[UnresolvedAssetJobDefinition]) -> SensorDefinition:
     """Watches the tree's jobs; a failed run (that will not be retried) fails its tree."""
 
@@ -95,7 +120,7 @@ def build_tree_failure_sensor(jobs: Sequence[UnresolvedAssetJobDefinition]) -> S
     ) -> None:
         run = context.dagster_run
         tree_id = run.tags.get(TREE_ID_TAG)
-        if not tree_id or run.tags.get(WILL_RETRY_TAG) == "true":
+        if not tree_id or will_be_retried(context.instance, run):
             return  # no tree was started yet (the failed run says why), or it will be retried
         report_tree_failure(
             context.instance, tree_storage.store(), tree_id, _failure_reason(context)

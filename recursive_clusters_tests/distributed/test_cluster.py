@@ -23,12 +23,14 @@ import pytest
 import yaml
 from dagster import DagsterEventType, DagsterRunStatus, EventRecordsFilter
 
+from recursive_clusters.defs.dagster_internals import WILL_RETRY_TAG
 from recursive_clusters.defs.keys import (
     GROWTH_SENSOR,
     TREE_ID_TAG,
     WORKER_TAG,
     level_partitions_name,
 )
+from recursive_clusters.io.store import TreeStore
 from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
 from recursive_clusters_tests.distributed.cluster import (
     LocalCluster,
@@ -110,15 +112,20 @@ def _wait_until_published(
     cluster: LocalCluster, tree_id: str, while_waiting=lambda: None, timeout_s=TREE_TIMEOUT_S
 ) -> None:
     """Until the tree is current and none of its runs is still going (the publish run writes
-    ``current.json`` before it ends)."""
+    ``current.json`` before it ends); at once, with the reason, if the tree was failed."""
     deadline = time.monotonic() + timeout_s
+    store = TreeStore(cluster.trees)
     while True:
         cluster.ensure_alive()
         while_waiting()
         runs = cluster.runs_of_tree(tree_id)
         if cluster.current_tree() == tree_id and all(run.is_finished for run in runs):
             return
-        summary = [(run.job_name, run.status.value) for run in runs]
+        summary = [(run.job_name, run.status.value, run.tags.get(WILL_RETRY_TAG)) for run in runs]
+        assert store.status(tree_id) != "failed", (
+            f"tree {tree_id} failed: {store.manifest(tree_id).get('failure')}; its runs: "
+            f"{summary}\n{cluster.log_tail()}"
+        )
         assert time.monotonic() < deadline, (
             f"tree {tree_id} not published in {timeout_s} s; its runs: {summary}\n"
             f"{cluster.log_tail()}"

@@ -6,15 +6,23 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-from dagster import AssetCheckKey, DagsterInstance, build_run_status_sensor_context
+from dagster import (
+    AssetCheckKey,
+    DagsterInstance,
+    DagsterRunStatus,
+    build_run_status_sensor_context,
+)
+from dagster._core.events import JobFailureData, RunFailureReason
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from recursive_clusters.core.paths import NodePath
 from recursive_clusters.core.settings import parse_settings
 from recursive_clusters.defs.assets import levels
+from recursive_clusters.defs.dagster_internals import WILL_RETRY_TAG
 from recursive_clusters.defs.definitions import build_definitions
 from recursive_clusters.defs.growth import plan_growth
 from recursive_clusters.defs.keys import (
+    FAILURE_SENSOR,
     GROW_TREE_JOB,
     PUBLISH_TREE_JOB,
     TREE_ASSET,
@@ -27,6 +35,7 @@ from recursive_clusters.defs.runner import _apply, ensure_dagster_home
 from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
 
 N_TOPS = 4
+TREE = "0123456789abcdef"  # a tree id, as a launch makes one
 
 RUN_ONE_PARTITION = """
 import sys, yaml
@@ -211,3 +220,45 @@ def test_a_failed_node_run_fails_the_tree_where_users_look(rooted_tree, monkeypa
     assert store.status(tree_id) == "failed" and store.current() is None
     assert "root.0" in error and "injected failure" in error
     assert store.manifest(tree_id)["failure"] == error
+
+
+@pytest.mark.parametrize(
+    ("why", "reason", "tree_fails"),
+    [
+        ("Celery worker worker-1@host does not answer", None, False),
+        ("a node raised", RunFailureReason.STEP_FAILURE, True),
+    ],
+)
+def test_a_failed_run_seen_before_its_retry_tag_is_judged_as_run_retries_will(
+    dagster_home, tmp_path, why, reason, tree_fails
+):
+    """Dagster stores a run's failure before it tags the run ``will_retry``. A failure-sensor
+    tick in between must not fail a tree whose run will be launched again (its worker died),
+    and still fails it for a node's error (not retried: ``retry_on_asset_or_op_failure`` is
+    off in our ``dagster.yaml``)."""
+    ensure_dagster_home(dagster_home)
+    storage = TreeStoreResource(base_dir=str(tmp_path / "trees"))
+    store = storage.store()
+    store.begin_tree(TREE, {})
+    defs = build_definitions(parse_settings(TEST_SETTINGS), storage)
+    with DagsterInstance.get() as instance:
+        run = instance.create_run_for_job(
+            job_def=defs.resolve_job_def(level_job_name(2)),
+            tags={TREE_ID_TAG: TREE},
+            status=DagsterRunStatus.STARTED,
+        )
+        event = instance.report_run_failed(run, why, JobFailureData(None, reason, None))
+        failed = instance.get_run_by_id(run.run_id)
+        assert failed.tags[WILL_RETRY_TAG] == str(not tree_fails).lower()
+        as_the_sensor_may_see_it = failed.with_tags(
+            {key: value for key, value in failed.tags.items() if key != WILL_RETRY_TAG}
+        )
+        context = build_run_status_sensor_context(
+            sensor_name=FAILURE_SENSOR,
+            dagster_event=event,
+            dagster_instance=instance,
+            dagster_run=as_the_sensor_may_see_it,
+            resources={"tree_storage": storage},
+        )
+        defs.resolve_sensor_def(FAILURE_SENSOR)(context)
+    assert store.status(TREE) == ("failed" if tree_fails else "building")
