@@ -54,12 +54,15 @@ class GrowthPlan:
 
     ``failures`` names each tree the planner could not grow or publish, and why: the caller
     marks those trees failed where users look (``tree_status.report_tree_failure``).
+    ``more``: events wait past the cursor (more than one tick reads), so a plan with no run
+    may still be followed by one.
     """
 
     dynamic_partitions_requests: list[AddDynamicPartitionsRequest | DeleteDynamicPartitionsRequest]
     run_requests: list[RunRequest]
     cursor: str
     failures: dict[str, str] = field(default_factory=dict)
+    more: bool = False
 
 
 class EventKind(Enum):
@@ -102,14 +105,30 @@ def latest_storage_id(instance: DagsterInstance, max_depth: int) -> int:
     return newest
 
 
-def new_node_events(instance: DagsterInstance, after: int, max_depth: int) -> list[NodeEvent]:
+def new_node_events(
+    instance: DagsterInstance, after: int, max_depth: int
+) -> tuple[list[NodeEvent], int, bool]:
+    """The watched materializations after storage id ``after``, the id they are complete up
+    to (the next cursor), and whether more wait past it.
+
+    Each asset is read ``EVENTS_PER_TICK`` at a time. When one has more, the events of every
+    asset are taken only up to the last id read of it: a cursor past that would skip the
+    rest of it for good (a level of 2,000 nodes ends with 2,000 ``clusters`` events at once,
+    whose children would never be grown)."""
     events = []
+    newest, complete_up_to = after, None
     for level, key, kind in _watched(max_depth):
         result = instance.fetch_materializations(
             AssetRecordsFilter(asset_key=key, after_storage_id=after),
             limit=EVENTS_PER_TICK,
             ascending=True,
         )
+        if not result.records:
+            continue
+        last_read = result.records[-1].storage_id
+        newest = max(newest, last_read)  # records skipped below are passed too
+        if result.has_more:
+            complete_up_to = min(last_read, complete_up_to or last_read)
         for record in result.records:
             metadata = record.asset_materialization.metadata
             if "generation" not in metadata:
@@ -127,7 +146,10 @@ def new_node_events(instance: DagsterInstance, after: int, max_depth: int) -> li
                     kind=kind,
                 )
             )
-    return sorted(events, key=lambda event: event.storage_id)
+    if complete_up_to is None:
+        return sorted(events, key=lambda event: event.storage_id), newest, False
+    events = [event for event in events if event.storage_id <= complete_up_to]
+    return sorted(events, key=lambda event: event.storage_id), complete_up_to, True
 
 
 def chunks(keys: Sequence[str], parts: int) -> list[list[str]]:
@@ -181,9 +203,8 @@ def plan_growth(
     run queue lets run side by side, and each run is given its share of the cores.
     """
     after = int(cursor) if cursor else 0
-    seen = new_node_events(instance, after, max_depth)
-    newest = max([after, *(e.storage_id for e in seen)])  # skipped runs are passed too
-    events = [e for e in seen if accept_run(e.run_id)]
+    seen, newest, more = new_node_events(instance, after, max_depth)
+    events = [e for e in seen if accept_run(e.run_id)]  # skipped runs are passed too
     existing = {
         level: set(instance.get_dynamic_partitions(level_partitions(level).name))
         for level in range(2, max_depth + 1)
@@ -258,6 +279,7 @@ def plan_growth(
         run_requests=run_requests,
         cursor=str(newest),
         failures=failures,
+        more=more,
     )
 
 

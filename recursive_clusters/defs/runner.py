@@ -240,7 +240,7 @@ def _grow(
             report_tree_failure(instance, storage.store(), failed, reason)
             raise RuntimeError(f"Tree {failed} could not be grown: {reason}")
         _apply(instance, plan.dynamic_partitions_requests)
-        if not plan.run_requests:
+        if not plan.run_requests and not plan.more:
             return tree_id
         for request in plan.run_requests:
             if request.job_name == PUBLISH_TREE_JOB:

@@ -2,6 +2,7 @@
 
 import shutil
 
+import yaml
 from dagster import (
     AssetCheckKey,
     AssetKey,
@@ -14,6 +15,7 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from recursive_clusters.cli import main
 from recursive_clusters.core.parallelism import SIBLING_RUNS_ENV, available_cores
 from recursive_clusters.core.paths import NodePath
+from recursive_clusters.defs import growth
 from recursive_clusters.defs.growth import chunks
 from recursive_clusters.defs.keys import (
     GROW_TREE_JOB,
@@ -224,6 +226,31 @@ def test_reclustering_by_the_cli_prunes_partitions_of_the_old_tree(
     report = (store.tree_dir(current) / "report.html").read_text()
     assert "compared with the previous one" in report
     assert f"Previous tree <code>{previous}" in report
+
+
+def test_a_level_with_more_events_than_one_tick_reads_grows_every_node(
+    dagster_home, tmp_path, monkeypatch
+):
+    """The planner reads ``EVENTS_PER_TICK`` events per asset (1 here; 1,000 for a level of
+    2,000 nodes, whose ``clusters`` events land at once). The cursor stops at the last event
+    read, so the nodes past it still grow their children, and the CLI keeps planning while
+    events wait; the tree then has every level-3 node and is published."""
+    monkeypatch.setattr(growth, "EVENTS_PER_TICK", 1)
+    data = tmp_path / "planted.parquet"
+    planted_table().to_parquet(data)
+    settings = {**TEST_SETTINGS, "recursion": {"max_depth": 3, "min_node_size": 50}}
+    config = tmp_path / "settings.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    assert main(["run", "--input", str(data), "--config", str(config)]) == 0
+    store = TreeStoreResource().store()
+    tree_id = store.require_current()
+    records = store.node_records(tree_id)
+    zoomed = {child for record in records.values() for child in record["zoom_into"]}
+    assert {path for path in zoomed if NodePath(path).level == 3}, "no level-3 node planted"
+    assert zoomed <= set(records), f"never clustered: {sorted(zoomed - set(records))}"
+    with DagsterInstance.get() as instance:
+        keys = set(instance.get_dynamic_partitions("level_3_nodes"))
+    assert keys == {NodePath(p).partition_key(tree_id) for p in zoomed if NodePath(p).level == 3}
 
 
 def test_a_deployment_can_ask_for_one_run_per_node(monkeypatch):
