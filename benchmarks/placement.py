@@ -5,13 +5,15 @@ measured on what matters, the clusters found afterwards.
 Usage::
 
     python benchmarks/placement.py [--rows 200000 --columns 50]
+    python benchmarks/placement.py --dataset mnist      # the 60,000 MNIST training digits
 
-Two nodes of the planted hierarchy of ``pipeline.py``: the whole table (level 1: the 4
-planted groups) and one group (level 2: its 3 sub-clusters, 4.5 standard deviations apart).
-Each is fitted on ``embedding.fit_sample_size`` rows and the rest placed both ways; each
-layout is clustered as the tree clusters it. Prints CPU seconds per 100,000 placed rows
-(CPU time, not wall time: it holds on a shared machine), the ARI of each placement's
-clusters with the planted ones, and between the two placements; JSON to
+Planted: two nodes of the planted hierarchy of ``pipeline.py``: the whole table (level 1:
+the 4 planted groups) and one group (level 2: its 3 sub-clusters, 4.5 standard deviations
+apart). MNIST: the root of the 60,000 training digits (truth: the digit), after the PCA the
+tree applies to wide data. Each is fitted on ``embedding.fit_sample_size`` rows and the rest
+placed both ways; each layout is clustered as the tree clusters it. Prints CPU seconds per
+100,000 placed rows (CPU time, not wall time: it holds on a shared machine), the ARI of each
+placement's clusters with the truth (planted or digit), and between the two placements; JSON to
 ``results/placement_<rows>x<columns>.json``.
 """
 
@@ -32,10 +34,11 @@ HERE = Path(__file__).resolve().parent
 def compare(matrix: np.ndarray, truth: np.ndarray, seed: int) -> dict[str, float]:
     """Fit on the sample once, place the rest both ways, cluster each layout."""
     from recursive_clusters.core.clustering import cluster_embedding
-    from recursive_clusters.core.embedding import place_rows, umap_estimator
+    from recursive_clusters.core.embedding import place_rows, reduce_width, umap_estimator
     from recursive_clusters.core.settings import Settings
 
     settings = Settings()
+    matrix = reduce_width(np.asarray(matrix, dtype=np.float32), settings.embedding, seed)
     n_rows = len(matrix)
     sample = np.random.default_rng(seed).choice(n_rows, settings.embedding.fit_sample_size, False)
     rest = np.setdiff1d(np.arange(n_rows), sample)
@@ -67,18 +70,28 @@ def compare(matrix: np.ndarray, truth: np.ndarray, seed: int) -> dict[str, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=["planted", "mnist"], default="planted")
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--columns", type=int, default=50)
     args = parser.parse_args()
-    matrix, tops, leaves = planted_data(args.rows, args.columns)
-    tops, leaves = np.asarray(tops), np.asarray(leaves)
-    group = tops == 0
-    result = {
-        "level 1 (whole table, 4 groups)": compare(matrix, tops, seed=1),
-        "level 2 (one group, 3 sub-clusters)": compare(matrix[group], leaves[group], seed=2),
-        "planted": PLANTED,
-    }
-    output = HERE / "results" / f"placement_{args.rows}x{args.columns}.json"
+    if args.dataset == "mnist":
+        import pandas as pd
+        from quality import _mnist_train_path  # benchmarks/, beside this script
+
+        table = pd.read_parquet(_mnist_train_path())
+        pixels = table[[f"px{i}" for i in range(784)]].to_numpy(np.float32)
+        result = {"level 1 (60,000 MNIST digits)": compare(pixels, table["label"].to_numpy(), 1)}
+        output = HERE / "results" / "placement_mnist_60000x784.json"
+    else:
+        matrix, tops, leaves = planted_data(args.rows, args.columns)
+        tops, leaves = np.asarray(tops), np.asarray(leaves)
+        group = tops == 0
+        result = {
+            "level 1 (whole table, 4 groups)": compare(matrix, tops, seed=1),
+            "level 2 (one group, 3 sub-clusters)": compare(matrix[group], leaves[group], seed=2),
+            "planted": PLANTED,
+        }
+        output = HERE / "results" / f"placement_{args.rows}x{args.columns}.json"
     output.write_text(json.dumps(result, indent=2))
     for node, figures in result.items():
         if node != "planted":

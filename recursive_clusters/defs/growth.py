@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+import numpy as np
 from dagster import (
     AddDynamicPartitionsRequest,
     AssetKey,
@@ -152,10 +153,27 @@ def new_node_events(
     return sorted(events, key=lambda event: event.storage_id), complete_up_to, True
 
 
-def chunks(keys: Sequence[str], parts: int) -> list[list[str]]:
-    """``keys`` in at most ``parts`` consecutive batches of (nearly) equal size."""
-    size = -(-len(keys) // max(1, min(parts, len(keys))))
-    return [list(keys[start : start + size]) for start in range(0, len(keys), size)]
+def chunks(keys: Sequence[str], parts: int, rows: Sequence[int] | None = None) -> list[list[str]]:
+    """``keys`` in at most ``parts`` consecutive batches: of (nearly) equal count, or, given
+    each key's ``rows``, of (nearly) equal rows, so that batches run side by side end at
+    about the same time (7 MNIST nodes of 2,000 to 13,000 rows split 4 + 3 by count took
+    127 s and 71 s)."""
+    parts = max(1, min(parts, len(keys)))
+    if rows is None or parts == 1:
+        size = -(-len(keys) // parts)
+        return [list(keys[start : start + size]) for start in range(0, len(keys), size)]
+    total = np.cumsum(rows, dtype=float)
+    cuts = [0]
+    for part in range(1, parts):
+        target = total[-1] * part / parts
+        # the batch boundary nearest the target (ties: the later one), leaving at least one
+        # key for each batch still to come
+        nearest = int(np.argmin(np.abs(total - target)[::-1]))
+        cut = len(total) - nearest
+        cut = min(max(cut, cuts[-1] + 1), len(keys) - (parts - part))
+        cuts.append(cut)
+    cuts.append(len(keys))
+    return [list(keys[a:b]) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
 
 
 def _replaced_trees(store: TreeStore, keys: Mapping[int, set[str]]) -> set[str | None]:
@@ -210,6 +228,7 @@ def plan_growth(
         for level in range(2, max_depth + 1)
     }
     added: dict[int, dict[str, str]] = {level: {} for level in existing}  # key -> its tree
+    rows: dict[str, int] = {}  # key -> its node's rows, to balance the batches
     deleted: dict[int, set[str]] = {level: set() for level in existing}
     failures: dict[str, str] = {}
     if any(event.kind is EventKind.PUBLISHED for event in events):
@@ -219,7 +238,7 @@ def plan_growth(
     for event in events:
         if event.kind is EventKind.CLUSTERED:
             try:
-                _plan_children(store, event, max_depth, existing, added, deleted)
+                _plan_children(store, event, max_depth, existing, added, deleted, rows)
             except (StorageError, PathError, OSError, ValueError, KeyError) as exc:
                 failures[event.tree_id] = f"cannot grow node {event.path}: {exc}"
 
@@ -243,7 +262,7 @@ def plan_growth(
         ordered = [key for batch in by_tree.values() for key in batch]
         partition_requests.append(level_partitions(level).build_add_request(ordered))
         for tree_id, batch in by_tree.items():
-            for chunk in chunks(batch, parallel_runs):
+            for chunk in chunks(batch, parallel_runs, [rows[key] for key in batch]):
                 run_requests.append(
                     RunRequest(
                         run_key=f"{tree_id}:{level}:{chunk[0]}..{chunk[-1]}:{newest}",
@@ -314,9 +333,10 @@ def _plan_children(
     existing: Mapping[int, set[str]],
     added: dict[int, dict[str, str]],
     deleted: dict[int, set[str]],
+    rows: dict[str, int],
 ) -> None:
-    """Add the partitions of a clustered node's children; a node clustered again (a retried
-    run) first drops the partitions it had below it."""
+    """Add the partitions of a clustered node's children (and their ``rows``); a node
+    clustered again (a retried run) first drops the partitions it had below it."""
     record = store.node_record(event.tree_id, event.path)
     if record is None:
         return
@@ -331,4 +351,6 @@ def _plan_children(
             f"with max_depth {max_depth}: reload it with the tree's settings"
         )
     for child in children:
-        added[event.level + 1][NodePath(child).partition_key(event.tree_id)] = event.tree_id
+        key = NodePath(child).partition_key(event.tree_id)
+        added[event.level + 1][key] = event.tree_id
+        rows[key] = int(record["child_sizes"][str(NodePath(child).index)])

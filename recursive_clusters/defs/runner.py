@@ -30,6 +30,7 @@ from dagster import (
     RunRequest,
 )
 
+from recursive_clusters.core.parallelism import available_cores
 from recursive_clusters.defs.batch_watch import plan_batches
 from recursive_clusters.defs.dagster_internals import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -46,13 +47,19 @@ from recursive_clusters.defs.keys import (
     TREE_STORAGE_RESOURCE,
     level_job_name,
 )
+from recursive_clusters.defs.sensors import default_parallel_runs
+from recursive_clusters.defs.sibling_runs import Batch, SiblingRuns
 from recursive_clusters.defs.tree_status import report_tree_failure
-from recursive_clusters.io.store import StorageError
+from recursive_clusters.io.store import FEATURES_TABLE, StorageError
 
 INSTANCE_TEMPLATE = "dagster_instance.yaml"
 # The event log keeps every event (the UI shows them); the terminal shows our progress lines
 # and, on failure, one line naming the problem (``cli.main``).
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+# Trees of at least this many rows run a level's sibling batches side by side in worker
+# processes (``sibling_runs``); below it, starting the workers (~5 s) costs more than the
+# idle core does.
+SIDE_BY_SIDE_FROM_ROWS = 20_000
 
 
 def ensure_dagster_home(default: Path) -> Path:
@@ -153,12 +160,44 @@ def grow_tree(
         )
         return result.run_id
 
+    siblings = _sibling_runs(storage)
+
+    def execute_side_by_side(batches: list[Batch]) -> None:
+        def done(batch: Batch, seconds: float) -> None:
+            report(f"  {batch.label}: done in {seconds:.1f} s (run {batch.run_id[:8]})")
+
+        try:
+            failures = siblings.run(batches, done)
+        except KeyboardInterrupt:  # Ctrl-C: the workers are stopped, their runs canceled
+            siblings.stop()
+            for batch in batches:
+                _cancel_run(instance, batch.run_id, f"interrupted during {batch.label}")
+            raise KeyboardInterrupt(batches[0].label) from None
+        own_runs.update(batch.run_id for batch in batches)
+        if failures:
+            batch, error = failures[0]
+            with contextlib.suppress(Exception):
+                reason = f"{batch.label} failed: {error}"
+                report_tree_failure(instance, storage.store(), batch.tags[TREE_ID_TAG], reason)
+            raise error
+
     interrupts = _InterruptWatch()
     try:
         run_id = execute(GROW_TREE_JOB, dict(launch_tags or {}), "input + level 1 (root)")
         growing.append(instance.get_run_by_id(run_id).tags[TREE_ID_TAG])
+        rows = storage.store().table_shape(growing[0], FEATURES_TABLE)[0]
+        side_by_side = siblings is not None and rows >= SIDE_BY_SIDE_FROM_ROWS
         return _grow(
-            instance, storage, growing[0], cursor, max_depth, level_jobs, own_runs, execute
+            instance,
+            storage,
+            growing[0],
+            cursor,
+            max_depth,
+            level_jobs,
+            own_runs,
+            execute,
+            execute_side_by_side if side_by_side else None,
+            siblings.processes if side_by_side else 1,
         )
     except KeyboardInterrupt as interrupt:
         if growing:  # the half tree says so, where users look; the previous stays current
@@ -169,6 +208,18 @@ def grow_tree(
         raise
     finally:
         interrupts.close()
+        if siblings is not None:
+            siblings.close()
+
+
+def _sibling_runs(storage) -> SiblingRuns | None:
+    """Workers for sibling batches, one per core up to the run queue's two (as the daemon
+    runs them); None on one core, or without a settings file to build the workers' code
+    location from (the CLI always writes one)."""
+    processes = min(default_parallel_runs(), available_cores())
+    if processes < 2 or not storage.settings_path:
+        return None
+    return SiblingRuns(str(storage.base_dir), str(storage.settings_path), processes)
 
 
 class _InterruptWatch:
@@ -222,8 +273,12 @@ def _grow(
     level_jobs: Mapping[int, str],
     own_runs: set[str],
     execute: Callable[[str, dict[str, str], str], str],
+    execute_side_by_side: Callable[[list[Batch]], None] | None,
+    parallel_runs: int,
 ) -> str:
-    """Grow tree ``tree_id`` level by level from its clustered root, then publish it."""
+    """Grow tree ``tree_id`` level by level from its clustered root, then publish it: a
+    level's batches side by side when ``execute_side_by_side`` is given, else one run per
+    level with every core."""
     while True:
         plan = plan_growth(
             instance,
@@ -233,7 +288,7 @@ def _grow(
             level_jobs,
             PUBLISH_TREE_JOB,
             accept_run=own_runs.__contains__,
-            parallel_runs=1,  # runs execute one after another here: one run per level, every core
+            parallel_runs=parallel_runs,
         )
         cursor = plan.cursor
         for failed, reason in plan.failures.items():
@@ -242,14 +297,27 @@ def _grow(
         _apply(instance, plan.dynamic_partitions_requests)
         if not plan.run_requests and not plan.more:
             return tree_id
-        for request in plan.run_requests:
-            if request.job_name == PUBLISH_TREE_JOB:
-                label = "publish tree"
-            else:
-                start = request.tags.get(ASSET_PARTITION_RANGE_START_TAG)
-                end = request.tags.get(ASSET_PARTITION_RANGE_END_TAG)
-                label = f"{request.job_name}: nodes {start} .. {end}"
-            execute(request.job_name, dict(request.tags), label)
+        in_process = plan.run_requests
+        batches = [r for r in in_process if r.job_name != PUBLISH_TREE_JOB]
+        if execute_side_by_side is not None and len(batches) > 1:
+            execute_side_by_side(
+                [
+                    Batch(r.job_name, {**r.tags, DRIVER_TAG: "cli"}, str(uuid.uuid4()), _label(r))
+                    for r in batches
+                ]
+            )
+            in_process = [r for r in in_process if r.job_name == PUBLISH_TREE_JOB]
+        for request in in_process:
+            execute(request.job_name, dict(request.tags), _label(request))
+
+
+def _label(request: RunRequest) -> str:
+    """How a run is named in the CLI's progress lines."""
+    if request.job_name == PUBLISH_TREE_JOB:
+        return "publish tree"
+    start = request.tags.get(ASSET_PARTITION_RANGE_START_TAG)
+    end = request.tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    return f"{request.job_name}: nodes {start} .. {end}"
 
 
 def score_new_batches(

@@ -1,11 +1,16 @@
 """The whole tree grown through the real Dagster jobs on a persistent SQLite instance."""
 
+import os
+
 import pandas as pd
 import pytest
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, RunsFilter
 from sklearn.metrics import adjusted_rand_score
 
 from recursive_clusters.cli import main
+from recursive_clusters.core.parallelism import available_cores
+from recursive_clusters.defs import runner
+from recursive_clusters.defs.keys import TREE_ID_TAG
 from recursive_clusters.defs.resources import TreeStoreResource
 from recursive_clusters.io.store import TreeStore
 
@@ -80,7 +85,13 @@ def test_export_writes_assignments(grown_tree, tmp_path, monkeypatch):
     assert exported["leaf_path"].str.match(r"^root(\.\d+)*(\.noise)?$").all()
 
 
-def test_same_seed_gives_the_same_tree(grown_tree, planted_csv, settings_file, dagster_home):
+def test_same_seed_gives_the_same_tree(
+    grown_tree, planted_csv, settings_file, dagster_home, monkeypatch
+):
+    """...also when a level's sibling batches run side by side in worker processes (as the
+    CLI runs trees of 20,000 rows and more, one process per core) instead of one after
+    another in the CLI's process (as ``grown_tree`` ran them)."""
+    monkeypatch.setattr(runner, "SIDE_BY_SIDE_FROM_ROWS", 0)
     assert main(["run", "--input", str(planted_csv), "--config", str(settings_file)]) == 0
     first, second = _store(grown_tree).require_current(), _store(dagster_home).require_current()
     assert first != second and first[:8] == second[:8]  # a new tree, of the same content
@@ -88,6 +99,18 @@ def test_same_seed_gives_the_same_tree(grown_tree, planted_csv, settings_file, d
         _store(grown_tree).read_table(first, "assignments"),
         _store(dagster_home).read_table(second, "assignments"),
     )
+    with DagsterInstance.get() as instance:
+        level_2 = instance.get_runs(
+            RunsFilter(job_name="level_2_nodes", tags={TREE_ID_TAG: second})
+        )
+        processes = {
+            entry.dagster_event.pid
+            for run in level_2
+            for entry in instance.all_logs(run.run_id)
+            if entry.dagster_event is not None and entry.dagster_event.pid is not None
+        }
+    if available_cores() >= 2:
+        assert len(level_2) == 2 and len(processes) == 2 and os.getpid() not in processes
 
 
 @pytest.mark.parametrize(

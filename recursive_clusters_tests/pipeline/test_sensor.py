@@ -262,6 +262,17 @@ def test_a_deployment_can_ask_for_one_run_per_node(monkeypatch):
     assert chunks(["0", "1", "2"], default_parallel_runs()) == [["0"], ["1"], ["2"]]
 
 
+def test_sibling_batches_are_balanced_by_rows():
+    """Batches that run side by side hold about the same rows, so they end together; every
+    key stays in order, in exactly one batch, and no batch is empty."""
+    keys = [f"root.{i}" for i in range(7)]
+    rows = [13_000, 2_000, 9_000, 8_000, 3_000, 6_000, 4_000]  # by count: 32,000 vs 13,000
+    assert chunks(keys, 2, rows) == [keys[:3], keys[3:]]  # 24,000 vs 21,000
+    assert chunks(keys, 2) == [keys[:4], keys[4:]]  # without rows: by count, as before
+    assert chunks(keys[:3], 3, [1, 1, 10_000]) == [[k] for k in keys[:3]]
+    assert chunks(keys[:4], 3, [1, 1, 1, 10_000]) == [keys[:2], [keys[2]], [keys[3]]]
+
+
 def test_a_tree_deeper_than_the_loaded_code_location_is_refused_at_launch(dagster_home, tmp_path):
     """The code location is the one source of how deep trees grow: a settings file edited to a
     deeper tree after it was loaded is refused at launch, before anything is computed."""
