@@ -63,8 +63,13 @@ class SiblingRuns:
         return failures
 
     def stop(self) -> None:
-        """End the workers now (Ctrl-C): their runs stop where they are."""
+        """End the workers now (Ctrl-C): their runs stop where they are (files are written
+        whole or not at all). SIGKILL, as ``Pool.terminate``'s SIGTERM may be ignored: a
+        Dagster run maps SIGTERM to SIGINT's handler and leaves it so, and a worker ignores
+        SIGINT between runs."""
         if self._pool is not None:
+            for worker in multiprocessing.active_children():  # the pool's: we start no other
+                worker.kill()
             self._pool.terminate()
             self._pool.join()
             self._pool = None
