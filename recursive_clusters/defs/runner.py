@@ -123,11 +123,20 @@ def grow_tree(
     own_runs: set[str] = set()
     level_jobs = {level: level_job_name(level) for level in range(2, max_depth + 1)}
 
-    growing: list[str] = []  # the tree's id, once its first run has set it
+    # The launching run's id, known before it starts: its tag names the tree once the tree is
+    # begun, so a Ctrl-C at any moment after that (in a run, between runs, as one ends) finds
+    # the tree to mark failed.
+    launch_run_id = str(uuid.uuid4())
 
-    def execute(job_name: str, tags: dict[str, str], label: str) -> str:
+    def tree_of_launch() -> str | None:
+        with contextlib.suppress(Exception):
+            run = instance.get_run_by_id(launch_run_id)
+            return run.tags.get(TREE_ID_TAG) if run is not None else None
+        return None
+
+    def execute(job_name: str, tags: dict[str, str], label: str, run_id: str = "") -> str:
         started = time.perf_counter()
-        run_id = str(uuid.uuid4())  # known before the run, to cancel it on Ctrl-C
+        run_id = run_id or str(uuid.uuid4())  # known before the run, to cancel it on Ctrl-C
         try:
             result = defs.resolve_job_def(job_name).execute_in_process(
                 instance=instance,
@@ -145,14 +154,8 @@ def grow_tree(
             raise
         except (KeyboardInterrupt, DagsterExecutionInterruptedError):  # Ctrl-C
             _cancel_run(instance, run_id, f"interrupted during {label}")
-            run = instance.get_run_by_id(run_id)
-            if not growing and run is not None and TREE_ID_TAG in run.tags:
-                growing.append(run.tags[TREE_ID_TAG])
             raise KeyboardInterrupt(label) from None
         if interrupts.seen():  # Ctrl-C outside the run's own code: Dagster noted it, went on
-            run = instance.get_run_by_id(run_id)
-            if not growing and run is not None and TREE_ID_TAG in run.tags:
-                growing.append(run.tags[TREE_ID_TAG])
             raise KeyboardInterrupt(label)
         own_runs.add(result.run_id)
         report(
@@ -183,14 +186,15 @@ def grow_tree(
 
     interrupts = _InterruptWatch()
     try:
-        run_id = execute(GROW_TREE_JOB, dict(launch_tags or {}), "input + level 1 (root)")
-        growing.append(instance.get_run_by_id(run_id).tags[TREE_ID_TAG])
-        rows = storage.store().table_shape(growing[0], FEATURES_TABLE)[0]
+        label = "input + level 1 (root)"
+        execute(GROW_TREE_JOB, dict(launch_tags or {}), label, launch_run_id)
+        tree_id = instance.get_run_by_id(launch_run_id).tags[TREE_ID_TAG]
+        rows = storage.store().table_shape(tree_id, FEATURES_TABLE)[0]
         side_by_side = siblings is not None and rows >= SIDE_BY_SIDE_FROM_ROWS
         return _grow(
             instance,
             storage,
-            growing[0],
+            tree_id,
             cursor,
             max_depth,
             level_jobs,
@@ -200,11 +204,12 @@ def grow_tree(
             siblings.processes if side_by_side else 1,
         )
     except KeyboardInterrupt as interrupt:
-        if growing:  # the half tree says so, where users look; the previous stays current
+        interrupted = tree_of_launch()
+        if interrupted:  # the half tree says so, where users look; the previous stays current
             during = interrupt.args[0] if interrupt.args else "growth"
             with contextlib.suppress(Exception):
                 reason = f"interrupted (Ctrl-C) during {during}"
-                report_tree_failure(instance, storage.store(), growing[0], reason)
+                report_tree_failure(instance, storage.store(), interrupted, reason)
         raise
     finally:
         interrupts.close()

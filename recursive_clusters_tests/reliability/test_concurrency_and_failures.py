@@ -14,10 +14,11 @@ from dagster import (
 )
 from dagster._core.events import JobFailureData, RunFailureReason
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from sqlalchemy.exc import OperationalError
 
 from recursive_clusters.core.paths import NodePath
 from recursive_clusters.core.settings import parse_settings
-from recursive_clusters.defs.assets import levels
+from recursive_clusters.defs.assets import common, levels
 from recursive_clusters.defs.dagster_internals import WILL_RETRY_TAG
 from recursive_clusters.defs.definitions import build_definitions
 from recursive_clusters.defs.growth import plan_growth
@@ -262,3 +263,27 @@ def test_a_failed_run_seen_before_its_retry_tag_is_judged_as_run_retries_will(
         )
         defs.resolve_sensor_def(FAILURE_SENSOR)(context)
     assert store.status(TREE) == ("failed" if tree_fails else "building")
+
+
+def test_a_node_waits_out_a_lost_database_connection_and_raises_anything_else(monkeypatch):
+    """A Postgres restart drops a run's connections: the node's reads of the instance are
+    tried again (the distributed test restarts the server mid-growth); any other database
+    error, e.g. a full disk, is raised at once."""
+    monkeypatch.setattr(common, "STORAGE_RETRY_SECONDS", 0)
+    calls = []
+
+    def restarting() -> str:
+        calls.append("restarting")
+        if len(calls) < 3:
+            lost = Exception("server closed the connection unexpectedly")
+            raise OperationalError("SELECT", {}, lost, connection_invalidated=True)
+        return "keys"
+
+    def full() -> str:
+        calls.append("full")
+        raise OperationalError("INSERT", {}, Exception("database or disk is full"))
+
+    assert common.with_storage_retries(restarting) == "keys" and len(calls) == 3
+    with pytest.raises(OperationalError, match="disk is full"):
+        common.with_storage_retries(full)
+    assert calls.count("full") == 1

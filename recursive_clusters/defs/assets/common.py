@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 import warnings
 from collections.abc import Callable
 from functools import lru_cache
@@ -21,6 +22,7 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
 )
+from sqlalchemy.exc import DBAPIError
 
 from recursive_clusters.core.data import FeaturePreprocessor
 from recursive_clusters.core.parallelism import THREADS_ENV, available_cores, count_from_env
@@ -69,11 +71,37 @@ def open_tree(
     return store, tree_id, tree_storage.tree_settings(tree_id)
 
 
+T = TypeVar("T")
+STORAGE_TRIES = 10
+STORAGE_RETRY_SECONDS = 3.0
+
+
+def with_storage_retries(call: Callable[[], T]) -> T:
+    """``call`` (a read or write of the Dagster instance from a node's code), tried again
+    while its database is unreachable: a Postgres restart drops the connections a run holds
+    (measured: a few seconds), and without this the node failed for good, as if its input
+    were bad ("server closed the connection unexpectedly" reading the run's partition keys).
+    Only lost connections are retried; any other error is raised at once."""
+    for attempt in range(STORAGE_TRIES):
+        try:
+            return call()
+        except DBAPIError as exc:
+            if not exc.connection_invalidated or attempt == STORAGE_TRIES - 1:
+                raise
+            time.sleep(STORAGE_RETRY_SECONDS)
+    raise AssertionError("unreachable")
+
+
+def partition_keys(context: AssetExecutionContext) -> list[str]:
+    """The run's partition keys (read from the instance for a range)."""
+    return list(with_storage_retries(lambda: context.partition_keys))
+
+
 def node_paths(context: AssetExecutionContext) -> list[NodePath]:
     """The tree nodes this run computes: the root, or one per partition in the run's range."""
     if not _is_partitioned(context):
         return [NodePath(ROOT)]
-    return [NodePath.from_partition_key(key)[1] for key in context.partition_keys]
+    return [NodePath.from_partition_key(key)[1] for key in partition_keys(context)]
 
 
 def _is_partitioned(context: AssetExecutionContext) -> bool:
@@ -94,11 +122,11 @@ def resolve_tree_id(context: AssetExecutionContext, store: TreeStore) -> str:
     hand from the UI computes its own tree's node), else by the run's tag, else the tree most
     recently started."""
     if _is_partitioned(context):
-        trees = {NodePath.from_partition_key(key)[0] for key in context.partition_keys}
+        trees = {NodePath.from_partition_key(key)[0] for key in partition_keys(context)}
         if len(trees) > 1:
             raise Failure(description=f"One run must not mix nodes of trees {sorted(trees)}.")
         return trees.pop()
-    run = context.instance.get_run_by_id(context.run_id)
+    run = with_storage_retries(lambda: context.instance.get_run_by_id(context.run_id))
     tree_id = (run.tags if run else {}).get(TREE_ID_TAG) or store.latest_started()
     if tree_id is None:
         raise Failure(

@@ -20,7 +20,7 @@ from pyarrow import ArrowException
 from recursive_clusters.core.data import InputError, PreparedData, fingerprint_frame, prepare
 from recursive_clusters.core.memory import GIB, MemoryBudgetError, require_memory
 from recursive_clusters.core.settings import InputSettings, Settings
-from recursive_clusters.defs.assets.common import open_tree
+from recursive_clusters.defs.assets.common import open_tree, with_storage_retries
 from recursive_clusters.defs.keys import (
     DRIVER_TAG,
     INPUT_GROUP,
@@ -142,7 +142,9 @@ def snapshot_input(
     tree_id = new_tree_id(data_fingerprint, settings.fingerprint(), context.run_id)
     # Tagged before the tree is begun: a run interrupted once its tree exists always names it
     # (the CLI marks that tree failed on Ctrl-C, and finds it by this tag).
-    context.instance.add_run_tags(context.run_id, {TREE_ID_TAG: tree_id})
+    with_storage_retries(
+        lambda: context.instance.add_run_tags(context.run_id, {TREE_ID_TAG: tree_id})
+    )
     store = tree_storage.store()
     store.begin_tree(
         tree_id,
