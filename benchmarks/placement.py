@@ -58,7 +58,7 @@ def compare(matrix: np.ndarray, truth: np.ndarray, seed: int) -> dict[str, float
         clusters = cluster_embedding(coordinates, settings.clustering, seed).labels
         labels[method] = clusters
         clustered = clusters >= 0
-        figures[f"{method}_ari_vs_planted"] = adjusted_rand_score(
+        figures[f"{method}_ari_vs_truth"] = adjusted_rand_score(
             truth[clustered], clusters[clustered]
         )
         figures[f"{method}_clusters"] = int(clusters.max() + 1)
