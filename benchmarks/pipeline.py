@@ -159,9 +159,8 @@ RUN_LINE = re.compile(r"^\s+(?P<label>.+): done in (?P<seconds>[0-9.]+) s", re.M
 
 
 def pipeline(settings_path: Path, data: Path | None) -> dict[str, float]:
-    """``recursive-clusters run`` (or ``demo``) in a fresh process and a fresh instance.
-
-    Run it before any other child process: its peak memory is read from the children's."""
+    """``recursive-clusters run`` (or ``demo``) in a fresh process and a fresh instance; its
+    peak memory is the most its processes held at once (sampled every second)."""
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "DAGSTER_HOME": home}
         command = [sys.executable, "-m", "recursive_clusters.cli"]
@@ -170,7 +169,8 @@ def pipeline(settings_path: Path, data: Path | None) -> dict[str, float]:
         started = time.perf_counter()
         log, samples = stream_output(command, env)
         total = time.perf_counter() - started
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+        # the most resident memory at once, all processes of the run together
+        peak = max([gb for _, gb in samples], default=0.0)
         stages = stage_figures(home, samples)
         figures = tree_quality(Path(home) / "recursive_clusters")
     runs = {f"run: {m['label']}": float(m["seconds"]) for m in RUN_LINE.finditer(log)}
@@ -195,15 +195,39 @@ def stream_output(command: list[str], env: dict[str, str]) -> tuple[str, list[tu
 
 
 def sample_memory(process: subprocess.Popen, samples: list[tuple]) -> None:
-    """(time, resident GB) of ``process`` every second until it ends (Linux /proc)."""
-    status = Path(f"/proc/{process.pid}/status")
+    """(time, resident GB) of ``process`` and its descendants together (the CLI runs a
+    level's batches in worker processes) every second until it ends (Linux /proc)."""
     while process.poll() is None:
-        try:
-            fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
-        except OSError:
-            break
-        samples.append((time.time(), int(fields["VmRSS"].split()[0]) / 2**20))
+        resident_kb = sum(_resident_kb(pid) for pid in _process_tree(process.pid))
+        samples.append((time.time(), resident_kb / 2**20))
         time.sleep(1.0)
+
+
+def _process_tree(root: int) -> set[int]:
+    """``root`` and every process below it."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        parents[int(stat.parent.name)] = int(fields[1])
+    tree, grew = {root}, True
+    while grew:
+        below = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= below
+        grew = bool(below)
+    return tree
+
+
+def _resident_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass  # ended meanwhile
+    return 0
 
 
 def stage_of(step_key: str) -> str:

@@ -30,6 +30,7 @@ from dagster import (
     RunRequest,
 )
 
+from recursive_clusters.core.memory import GIB, estimate_peak_bytes
 from recursive_clusters.core.parallelism import available_cores
 from recursive_clusters.defs.batch_watch import plan_batches
 from recursive_clusters.defs.dagster_internals import (
@@ -50,6 +51,7 @@ from recursive_clusters.defs.keys import (
 from recursive_clusters.defs.sensors import default_parallel_runs
 from recursive_clusters.defs.sibling_runs import Batch, SiblingRuns
 from recursive_clusters.defs.tree_status import report_tree_failure
+from recursive_clusters.io.machine import machine_memory_bytes
 from recursive_clusters.io.store import FEATURES_TABLE, StorageError
 
 INSTANCE_TEMPLATE = "dagster_instance.yaml"
@@ -57,8 +59,8 @@ INSTANCE_TEMPLATE = "dagster_instance.yaml"
 # and, on failure, one line naming the problem (``cli.main``).
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # Trees of at least this many rows run a level's sibling batches side by side in worker
-# processes (``sibling_runs``); below it, starting the workers (~5 s) costs more than the
-# idle core does.
+# processes (``sibling_runs``), memory permitting; below it, starting the workers (~5 s)
+# costs more than the idle core does.
 SIDE_BY_SIDE_FROM_ROWS = 20_000
 
 
@@ -189,8 +191,9 @@ def grow_tree(
         label = "input + level 1 (root)"
         execute(GROW_TREE_JOB, dict(launch_tags or {}), label, launch_run_id)
         tree_id = instance.get_run_by_id(launch_run_id).tags[TREE_ID_TAG]
-        rows = storage.store().table_shape(tree_id, FEATURES_TABLE)[0]
-        side_by_side = siblings is not None and rows >= SIDE_BY_SIDE_FROM_ROWS
+        side_by_side = siblings is not None and _side_by_side_fits(
+            storage, tree_id, siblings.processes
+        )
         return _grow(
             instance,
             storage,
@@ -215,6 +218,19 @@ def grow_tree(
         interrupts.close()
         if siblings is not None:
             siblings.close()
+
+
+def _side_by_side_fits(storage, tree_id: str, processes: int) -> bool:
+    """Whether the tree is big enough for workers to pay off, and small enough for them: each
+    worker holds its own copy of the tree's matrix, so the CLI's process and ``processes``
+    workers must each fit their estimated peak (``core.memory``) in the memory the tree may
+    use (measured: the 60,000 MNIST digits peaked at 2.7 GB in one process, 5.3 GB in three;
+    a 10,000,000 x 50 table runs its levels in the CLI's process)."""
+    rows, columns = storage.store().table_shape(tree_id, FEATURES_TABLE)
+    settings = storage.tree_settings(tree_id)
+    limit = settings.memory_limit_gb * GIB if settings.memory_limit_gb else machine_memory_bytes()
+    needed = (processes + 1) * estimate_peak_bytes(rows, columns)
+    return rows >= SIDE_BY_SIDE_FROM_ROWS and needed <= limit
 
 
 def _sibling_runs(storage) -> SiblingRuns | None:

@@ -113,6 +113,19 @@ def test_same_seed_gives_the_same_tree(
         assert len(level_2) == 2 and len(processes) == 2 and os.getpid() not in processes
 
 
+def test_side_by_side_needs_a_big_tree_and_the_memory_for_every_worker(grown_tree, monkeypatch):
+    """Workers pay off from 20,000 rows; each holds its own copy of the matrix, so the CLI's
+    process and both workers must fit their estimated peaks in the memory the tree may use."""
+    storage = TreeStoreResource(base_dir=str(grown_tree / "recursive_clusters"))
+    tree_id = storage.store().require_current()
+    assert not runner._side_by_side_fits(storage, tree_id, 2)  # 660 rows
+    monkeypatch.setattr(runner, "SIDE_BY_SIDE_FROM_ROWS", 0)
+    monkeypatch.setattr(runner, "machine_memory_bytes", lambda: 24 * 2**30)
+    assert runner._side_by_side_fits(storage, tree_id, 2)
+    monkeypatch.setattr(runner, "machine_memory_bytes", lambda: 4 * 2**30)  # 3 x 1.5 GB
+    assert not runner._side_by_side_fits(storage, tree_id, 2)
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
