@@ -60,7 +60,8 @@ def build_definitions(settings: Settings, storage: TreeStoreResource | None = No
             build_growth_sensor(max_depth, level_jobs, jobs[PUBLISH_TREE_JOB]),
             build_batch_sensor(jobs[SCORE_BATCHES_JOB], jobs[GROW_TREE_JOB]),
             build_tree_failure_sensor(
-                [jobs[GROW_TREE_JOB], *level_jobs.values(), jobs[PUBLISH_TREE_JOB]]
+                [jobs[GROW_TREE_JOB], *level_jobs.values(), jobs[PUBLISH_TREE_JOB]],
+                node_jobs=list(level_jobs.values()),
             ),
         ],
         schedules=build_recluster_schedules(

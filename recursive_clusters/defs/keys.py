@@ -99,4 +99,6 @@ TREE_ID_TAG = "recursive_clusters/generation"
 DRIVER_TAG = "recursive_clusters/driver"
 THREADS_TAG = "recursive_clusters/threads"
 TRIGGER_TAG = "recursive_clusters/trigger"  # why a tree was launched (e.g. drift in batches)
+# a node run launched again after it lost its database connection: which try it is
+ATTEMPT_TAG = "recursive_clusters/attempt"
 WORKER_TAG = "recursive_clusters/worker"  # the Celery worker (name@host) a run executes on

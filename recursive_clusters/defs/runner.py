@@ -133,7 +133,15 @@ def grow_tree(
     def tree_of_launch() -> str | None:
         with contextlib.suppress(Exception):
             run = instance.get_run_by_id(launch_run_id)
-            return run.tags.get(TREE_ID_TAG) if run is not None else None
+            if run is not None and TREE_ID_TAG in run.tags:
+                return run.tags[TREE_ID_TAG]
+        # the instance unreadable at that moment (its SQLite busy with the canceled run): the
+        # tree begun last names its launching run in its manifest
+        with contextlib.suppress(Exception):
+            store = storage.store()
+            latest = store.latest_started()
+            if latest and store.manifest(latest).get("run_id") == launch_run_id:
+                return latest
         return None
 
     def execute(job_name: str, tags: dict[str, str], label: str, run_id: str = "") -> str:
@@ -167,7 +175,12 @@ def grow_tree(
 
     siblings = _sibling_runs(storage)
 
-    def execute_side_by_side(batches: list[Batch]) -> None:
+    def execute_side_by_side(requests: list[RunRequest]) -> None:
+        batches = [
+            Batch(r.job_name, {**r.tags, **driver_tags}, str(uuid.uuid4()), _label(r))
+            for r in requests
+        ]
+
         def done(batch: Batch, seconds: float) -> None:
             report(f"  {batch.label}: done in {seconds:.1f} s (run {batch.run_id[:8]})")
 
@@ -294,7 +307,7 @@ def _grow(
     level_jobs: Mapping[int, str],
     own_runs: set[str],
     execute: Callable[[str, dict[str, str], str], str],
-    execute_side_by_side: Callable[[list[Batch]], None] | None,
+    execute_side_by_side: Callable[[list[RunRequest]], None] | None,
     parallel_runs: int,
 ) -> str:
     """Grow tree ``tree_id`` level by level from its clustered root, then publish it: a
@@ -321,12 +334,7 @@ def _grow(
         in_process = plan.run_requests
         batches = [r for r in in_process if r.job_name != PUBLISH_TREE_JOB]
         if execute_side_by_side is not None and len(batches) > 1:
-            execute_side_by_side(
-                [
-                    Batch(r.job_name, {**r.tags, DRIVER_TAG: "cli"}, str(uuid.uuid4()), _label(r))
-                    for r in batches
-                ]
-            )
+            execute_side_by_side(batches)
             in_process = [r for r in in_process if r.job_name == PUBLISH_TREE_JOB]
         for request in in_process:
             execute(request.job_name, dict(request.tags), _label(request))

@@ -20,11 +20,15 @@ from dagster import (
     DefaultSensorStatus,
     MetadataValue,
     RunFailureSensorContext,
+    RunRequest,
     SensorDefinition,
     run_failure_sensor,
 )
+from dagster_shared.error import SerializableErrorInfo
 
 from recursive_clusters.defs.dagster_internals import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
     RUN_FAILURE_REASON_TAG,
     WILL_RETRY_TAG,
     RunFailureReason,
@@ -32,7 +36,9 @@ from recursive_clusters.defs.dagster_internals import (
     auto_reexecution_should_retry_run,
 )
 from recursive_clusters.defs.keys import (
+    ATTEMPT_TAG,
     FAILURE_SENSOR,
+    THREADS_TAG,
     TREE_ASSET,
     TREE_COMPLETE_CHECK,
     TREE_ID_TAG,
@@ -104,26 +110,85 @@ def will_be_retried(instance: DagsterInstance, run: DagsterRun) -> bool:
     )
 
 
-def build_tree_failure_sensor(jobs: Sequence[UnresolvedAssetJobDefinition]) -> SensorDefinition:
-    """Watches the tree's jobs; a failed run (that will not be retried) fails its tree."""
+# A run whose steps all died of a dropped connection to the instance's database (a Postgres
+# restart: Dagster's own code reads the run's partitions while it stores a node's output) is
+# run again, at most this many times, instead of failing its tree: the node was never wrong.
+LOST_DATABASE_RUNS = 3
+LOST_CONNECTION_MESSAGES = (
+    "server closed the connection",
+    "terminating connection",
+    "could not connect to server",
+    "the database system is",
+)
+KEPT_TAGS = (
+    TREE_ID_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    ASSET_PARTITION_RANGE_END_TAG,
+    THREADS_TAG,
+)
+
+
+def died_of_lost_database(context: RunFailureSensorContext) -> bool:
+    """Whether every failed step of the run failed on a dropped database connection."""
+    errors = [
+        event.event_specific_data.error
+        for event in context.get_step_failure_events()
+        if event.event_specific_data and event.event_specific_data.error
+    ]
+    return bool(errors) and all(_lost_connection(error) for error in errors)
+
+
+def _lost_connection(error: SerializableErrorInfo | None) -> bool:
+    while error is not None:
+        if error.cls_name == "OperationalError" and any(
+            text in error.message for text in LOST_CONNECTION_MESSAGES
+        ):
+            return True
+        error = error.cause
+    return False
+
+
+def build_tree_failure_sensor(
+    jobs: Sequence[UnresolvedAssetJobDefinition], node_jobs: Sequence[UnresolvedAssetJobDefinition]
+) -> SensorDefinition:
+    """Watches the tree's jobs; a failed run (that will not be retried) fails its tree, except
+    a run of ``node_jobs`` that died of a lost database connection: it is run again."""
+    again = {job.name for job in node_jobs}
 
     @run_failure_sensor(
         name=FAILURE_SENSOR,
         monitored_jobs=list(jobs),
+        request_jobs=list(node_jobs),
         default_status=DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=5,
         description="Marks a tree failed, and fails the tree_complete check of cluster_tree "
-        "naming the node and error, when one of its runs fails.",
+        "naming the node and error, when one of its runs fails (a node run that lost its "
+        "database connection is run again instead).",
     )
     def tree_failure_sensor(
         context: RunFailureSensorContext, tree_storage: TreeStoreResource
-    ) -> None:
+    ) -> RunRequest | None:
         run = context.dagster_run
         tree_id = run.tags.get(TREE_ID_TAG)
         if not tree_id or will_be_retried(context.instance, run):
-            return  # no tree was started yet (the failed run says why), or it will be retried
+            return None  # no tree was started yet (the failed run says why), or it will be retried
+        attempt = int(run.tags.get(ATTEMPT_TAG, "1"))
+        if (
+            run.job_name in again
+            and attempt < LOST_DATABASE_RUNS
+            and died_of_lost_database(context)
+        ):
+            return RunRequest(
+                run_key=f"again:{run.run_id}",
+                job_name=run.job_name,
+                tags={
+                    **{key: run.tags[key] for key in KEPT_TAGS if key in run.tags},
+                    ATTEMPT_TAG: str(attempt + 1),
+                },
+            )
         report_tree_failure(
             context.instance, tree_storage.store(), tree_id, _failure_reason(context)
         )
+        return None
 
     return tree_failure_sensor

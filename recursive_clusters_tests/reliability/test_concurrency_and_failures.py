@@ -23,6 +23,7 @@ from recursive_clusters.defs.dagster_internals import WILL_RETRY_TAG
 from recursive_clusters.defs.definitions import build_definitions
 from recursive_clusters.defs.growth import plan_growth
 from recursive_clusters.defs.keys import (
+    ATTEMPT_TAG,
     FAILURE_SENSOR,
     GROW_TREE_JOB,
     PUBLISH_TREE_JOB,
@@ -287,3 +288,35 @@ def test_a_node_waits_out_a_lost_database_connection_and_raises_anything_else(mo
     with pytest.raises(OperationalError, match="disk is full"):
         common.with_storage_retries(full)
     assert calls.count("full") == 1
+
+
+def test_a_node_run_that_lost_its_database_is_run_again_not_failed(rooted_tree, monkeypatch):
+    """A Postgres restart can drop the connection inside Dagster's own code while a node run
+    stores its output: the failure sensor asks for the same batch again (at most 3 tries)
+    instead of failing the tree; the node was never wrong."""
+    defs, storage, tree_id, _, _, keys = rooted_tree
+
+    def fit_layout_losing_the_database(matrix, settings, seed, placed=None):
+        lost = Exception("server closed the connection unexpectedly")
+        raise OperationalError("SELECT", {}, lost, connection_invalidated=True)
+
+    monkeypatch.setattr(levels, "fit_layout", fit_layout_losing_the_database)
+    tags = {
+        TREE_ID_TAG: tree_id,
+        "dagster/asset_partition_range_start": keys[0],
+        "dagster/asset_partition_range_end": keys[-1],
+    }
+    with DagsterInstance.get() as instance:
+        job = defs.resolve_job_def(level_job_name(2))
+        failed = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+        context = build_run_status_sensor_context(
+            sensor_name=FAILURE_SENSOR,
+            dagster_event=failed.get_run_failure_event(),
+            dagster_instance=instance,
+            dagster_run=failed.dagster_run,
+            resources={"tree_storage": storage},
+        )
+        again = defs.resolve_sensor_def(FAILURE_SENSOR)(context)
+    assert again.job_name == level_job_name(2)
+    assert {k: again.tags[k] for k in tags} == tags and again.tags[ATTEMPT_TAG] == "2"
+    assert storage.store().status(tree_id) == "building"

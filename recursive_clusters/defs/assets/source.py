@@ -150,6 +150,7 @@ def snapshot_input(
         tree_id,
         {
             "generation": tree_id,
+            "run_id": context.run_id,  # the launching run (the CLI finds its tree by it)
             "settings": settings.model_dump(mode="json"),
             "data_fingerprint": data_fingerprint,
             "source": settings.input.path or "built-in digits demo",
