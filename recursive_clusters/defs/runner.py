@@ -220,17 +220,40 @@ def grow_tree(
             siblings.processes if side_by_side else 1,
         )
     except KeyboardInterrupt as interrupt:
-        interrupted = tree_of_launch()
-        if interrupted:  # the half tree says so, where users look; the previous stays current
-            during = interrupt.args[0] if interrupt.args else "growth"
-            with contextlib.suppress(Exception):
-                reason = f"interrupted (Ctrl-C) during {during}"
-                report_tree_failure(instance, storage.store(), interrupted, reason)
+        during = interrupt.args[0] if interrupt.args else "growth"
+        reason = f"interrupted (Ctrl-C) during {during}"
+        with _interrupts_held():  # a second interrupt must not stop the marking half-way
+            for _ in range(3):
+                try:
+                    interrupted = tree_of_launch()
+                    if interrupted:  # the half tree says so where users look; the previous
+                        # stays current
+                        with contextlib.suppress(Exception):
+                            report_tree_failure(instance, storage.store(), interrupted, reason)
+                    break
+                except KeyboardInterrupt:  # raised again by Dagster's code, not by a signal
+                    continue
         raise
     finally:
         interrupts.close()
         if siblings is not None:
             siblings.close()
+
+
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """SIGINT ignored inside the block (main thread only: elsewhere nothing can be held).
+    Seen under load: the tree stayed "building" although the CLI printed its interrupt line,
+    as if a second interrupt (Dagster's own, re-raised as its run ended) had cut the
+    marking short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _side_by_side_fits(storage, tree_id: str, processes: int) -> bool:
