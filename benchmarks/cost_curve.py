@@ -30,6 +30,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 STAGES = ("process total", "embed", "cluster", "accept", "classify", "explain")
 HOUR = 3600.0
+QUALITY = ("level1_ari", "leaf_ari", "rows_in_a_leaf", "predict_agreement", "nodes", "leaves",
+           "median_roc_auc")  # fmt: skip
 
 
 def growth_exponent(rows: list[int], seconds: list[float]) -> float:
@@ -102,10 +104,7 @@ def pipeline_curve(sizes: list[int], runs: list[dict], args: argparse.Namespace)
         "seconds": seconds,
         "peak_rss_gb": peak,
         "growth_exponent": exponents,
-        "quality": {
-            key: [f.get(key) for f in figures]
-            for key in ("level1_ari", "predict_agreement", "nodes", "leaves", "median_roc_auc")
-        },
+        "quality": {key: [f.get(key) for f in figures] for key in QUALITY},
         "machine_memory_gb": memory,
         "rows_at_one_hour": rows_reaching(sizes, seconds["total"], HOUR, log_log=True),
         "rows_at_machine_memory": rows_reaching(sizes, peak["process"], memory, log_log=False),
@@ -146,6 +145,10 @@ def print_curve(result: dict) -> None:
         print(f"| {stage} (s) | {cells} | {exponent} |")
     for stage, values in result.get("peak_rss_gb", {}).items():
         print(f"| peak GB, {stage} | {' | '.join(f'{v:.2f}' for v in values)} | |")
+    for key, values in result.get("quality", {}).items():
+        cells = " | ".join("–" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+                           for v in values)  # fmt: skip
+        print(f"| {key} | {cells} | |")
     if "rows_at_one_hour" in result:
         print(
             f"\nThis machine runs out of an hour at ~{result['rows_at_one_hour']:,.0f} rows and of "

@@ -155,7 +155,11 @@ def grow_tree(
                 run_id=run_id,
             )
         except Exception as exc:
-            tree_id = tags.get(TREE_ID_TAG)
+            # the launching run names its tree only once it has begun it (bad input found
+            # after that had left the tree "building" for good)
+            tree_id = tags.get(TREE_ID_TAG) or (
+                tree_of_launch() if run_id == launch_run_id else None
+            )
             if tree_id:
                 reason = f"{label} failed: {exc}"
                 # e.g. on a full disk this may fail too: the first error is what to show
@@ -222,17 +226,11 @@ def grow_tree(
     except KeyboardInterrupt as interrupt:
         during = interrupt.args[0] if interrupt.args else "growth"
         reason = f"interrupted (Ctrl-C) during {during}"
-        with _interrupts_held():  # a second interrupt must not stop the marking half-way
-            for _ in range(3):
-                try:
-                    interrupted = tree_of_launch()
-                    if interrupted:  # the half tree says so where users look; the previous
-                        # stays current
-                        with contextlib.suppress(Exception):
-                            report_tree_failure(instance, storage.store(), interrupted, reason)
-                    break
-                except KeyboardInterrupt:  # raised again by Dagster's code, not by a signal
-                    continue
+        with _interrupts_held():  # a second Ctrl-C must not stop the marking half-way
+            interrupted = tree_of_launch()
+            if interrupted:  # the half tree says so where users look; the previous stays current
+                with contextlib.suppress(Exception):
+                    report_tree_failure(instance, storage.store(), interrupted, reason)
         raise
     finally:
         interrupts.close()
@@ -242,10 +240,8 @@ def grow_tree(
 
 @contextmanager
 def _interrupts_held() -> Iterator[None]:
-    """SIGINT ignored inside the block (main thread only: elsewhere nothing can be held).
-    Seen under load: the tree stayed "building" although the CLI printed its interrupt line,
-    as if a second interrupt (Dagster's own, re-raised as its run ended) had cut the
-    marking short."""
+    """SIGINT ignored inside the block (main thread only: elsewhere nothing can be held), so
+    a user pressing Ctrl-C twice does not leave the interrupted tree half marked."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -148,6 +148,11 @@ def test_bad_input_is_named_and_loses_nothing(
     assert message in capsys.readouterr().err
     assert store.require_current() == before
     assert len(store.read_table(before, "assignments")) == 660
+    # a tree begun before the input was found bad says so (it had stayed "building")
+    begun = store.latest_started()
+    if begun != before:
+        manifest = store.manifest(begun)
+        assert manifest["status"] == "failed" and message in manifest["failure"]
 
 
 def test_non_finite_values_name_the_column(dagster_home, tmp_path, settings_file, capsys):
