@@ -141,6 +141,7 @@ def test_bad_input_is_named_and_loses_nothing(
     monkeypatch.setenv("DAGSTER_HOME", str(grown_tree))
     store = _store(grown_tree)
     before = store.require_current()
+    started_before = store.latest_started()
     full = ["run", "--input", str(planted_csv), "--config", str(settings_file), *arguments]
     if arguments[0] == "--input":
         full = ["run", "--config", str(settings_file), *arguments]
@@ -150,7 +151,7 @@ def test_bad_input_is_named_and_loses_nothing(
     assert len(store.read_table(before, "assignments")) == 660
     # a tree begun before the input was found bad says so (it had stayed "building")
     begun = store.latest_started()
-    if begun != before:
+    if begun != started_before:
         manifest = store.manifest(begun)
         assert manifest["status"] == "failed" and message in manifest["failure"]
 
