@@ -30,8 +30,9 @@ from dagster import (
     RunRequest,
 )
 
-from recursive_clusters.core.memory import GIB, estimate_peak_bytes
+from recursive_clusters.core.memory import FIXED_BYTES, GIB, estimate_peak_bytes
 from recursive_clusters.core.parallelism import available_cores
+from recursive_clusters.defs.assets.common import forget_read_features
 from recursive_clusters.defs.batch_watch import plan_batches
 from recursive_clusters.defs.dagster_internals import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -169,6 +170,8 @@ def grow_tree(
         except (KeyboardInterrupt, DagsterExecutionInterruptedError):  # Ctrl-C
             _cancel_run(instance, run_id, f"interrupted during {label}")
             raise KeyboardInterrupt(label) from None
+        finally:
+            forget_read_features()  # the next level may run in workers: hold no table
         if interrupts.seen():  # Ctrl-C outside the run's own code: Dagster noted it, went on
             raise KeyboardInterrupt(label)
         own_runs.add(result.run_id)
@@ -253,15 +256,15 @@ def _interrupts_held() -> Iterator[None]:
 
 
 def _side_by_side_fits(storage, tree_id: str, processes: int) -> bool:
-    """Whether the tree is big enough for workers to pay off, and small enough for them: each
-    worker holds its own copy of the tree's matrix, so the CLI's process and ``processes``
-    workers must each fit their estimated peak (``core.memory``) in the memory the tree may
-    use (measured: the 60,000 MNIST digits peaked at 2.7 GB in one process, 5.3 GB in three;
-    a 10,000,000 x 50 table runs its levels in the CLI's process)."""
+    """Whether the tree is big enough for workers to pay off, and small enough for them.
+    Each worker reads only its batch's rows, a level's nodes are disjoint, and the CLI holds
+    no table between its runs: together they hold about one tree's estimated peak
+    (``core.memory``) plus each worker's fixed cost, which must fit in the memory the tree
+    may use."""
     rows, columns = storage.store().table_shape(tree_id, FEATURES_TABLE)
     settings = storage.tree_settings(tree_id)
     limit = settings.memory_limit_gb * GIB if settings.memory_limit_gb else machine_memory_bytes()
-    needed = (processes + 1) * estimate_peak_bytes(rows, columns)
+    needed = estimate_peak_bytes(rows, columns) + processes * FIXED_BYTES
     return rows >= SIDE_BY_SIDE_FROM_ROWS and needed <= limit
 
 

@@ -139,7 +139,9 @@ def read_parquet_rows(source: Path, rows: np.ndarray) -> pd.DataFrame:
         start += size
     if not parts:
         return parquet.schema_arrow.empty_table().to_pandas()
-    return pa.concat_tables(parts).to_pandas()
+    table = pa.concat_tables(parts)
+    parts.clear()  # the table alone holds the rows: converted a column at a time, as above
+    return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
 def output_file(output: str | Path, parameter: str, inputs: Sequence[str | None] = ()) -> Path:

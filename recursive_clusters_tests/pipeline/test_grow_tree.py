@@ -114,15 +114,22 @@ def test_same_seed_gives_the_same_tree(
 
 
 def test_side_by_side_needs_a_big_tree_and_the_memory_for_every_worker(grown_tree, monkeypatch):
-    """Workers pay off from 20,000 rows; each holds its own copy of the matrix, so the CLI's
-    process and both workers must fit their estimated peaks in the memory the tree may use."""
+    """Workers pay off from 20,000 rows. Each reads only its batch's rows and a level's nodes
+    are disjoint, so the CLI and the workers together need the tree's estimated peak plus
+    each worker's fixed cost, not one peak each."""
     storage = TreeStoreResource(base_dir=str(grown_tree / "recursive_clusters"))
     tree_id = storage.store().require_current()
     assert not runner._side_by_side_fits(storage, tree_id, 2)  # 660 rows
     monkeypatch.setattr(runner, "SIDE_BY_SIDE_FROM_ROWS", 0)
     monkeypatch.setattr(runner, "machine_memory_bytes", lambda: 24 * 2**30)
     assert runner._side_by_side_fits(storage, tree_id, 2)
-    monkeypatch.setattr(runner, "machine_memory_bytes", lambda: 4 * 2**30)  # 3 x 1.5 GB
+    monkeypatch.setattr(runner, "machine_memory_bytes", lambda: 4 * 2**30)  # 1.5 + 2 x 1.5 GB
+    assert not runner._side_by_side_fits(storage, tree_id, 2)
+    # a table estimated at 16 GB (10,000,000 x 50) runs side by side in 24 GB: 16 + 2 x 1.5
+    monkeypatch.setattr(runner, "estimate_peak_bytes", lambda rows, columns: 16 * 2**30)
+    monkeypatch.setattr(runner, "machine_memory_bytes", lambda: 24 * 2**30)
+    assert runner._side_by_side_fits(storage, tree_id, 2)
+    monkeypatch.setattr(runner, "machine_memory_bytes", lambda: 18 * 2**30)
     assert not runner._side_by_side_fits(storage, tree_id, 2)
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 import warnings
 from collections.abc import Callable
-from functools import lru_cache
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,13 @@ from recursive_clusters.defs.keys import (
     level_partitions,
 )
 from recursive_clusters.defs.resources import TreeStoreResource
-from recursive_clusters.io.store import FEATURES_TABLE, PREPROCESSOR_JSON, TreeStore, read_parquet
+from recursive_clusters.io.store import (
+    FEATURES_TABLE,
+    PREPROCESSOR_JSON,
+    StorageError,
+    TreeStore,
+    read_parquet,
+)
 
 # ``backfill_policy`` (one run per batch of siblings) is a deliberate choice: its beta warning,
 # repeated for every level asset, would bury the console's progress lines.
@@ -136,40 +143,87 @@ def resolve_tree_id(context: AssetExecutionContext, store: TreeStore) -> str:
     return tree_id
 
 
-def read_features(store: TreeStore, tree_id: str) -> pd.DataFrame:
-    """The tree's original feature columns (do not modify). A run's steps (embedding,
-    clusters, classifiers, SHAP) execute in one process and share one read of the file."""
-    path = store.table_path(tree_id, FEATURES_TABLE)
-    if not path.is_file():
-        return store.read_table(tree_id, FEATURES_TABLE)  # raises, naming the table
-    stat = path.stat()
-    return _read_parquet_once(str(path), stat.st_mtime_ns, stat.st_size)
-
-
-@lru_cache(maxsize=1)  # one table: a run serves one tree, whose files never change once written
-def _read_parquet_once(path: str, modified_ns: int, size: int) -> pd.DataFrame:
-    return read_parquet(path)
-
-
-def load_matrix(store: TreeStore, tree_id: str) -> np.ndarray:
-    """The prepared feature matrix (imputed/standardised as configured) of a tree."""
-    features = read_features(store, tree_id)
-    preprocessor = FeaturePreprocessor.from_json(store.read_text(tree_id, PREPROCESSOR_JSON))
-    matrix, _ = preprocessor.transform(features)
-    return matrix
-
-
 TableLike = TypeVar("TableLike", np.ndarray, pd.DataFrame)
 
 
-def node_part(table: TableLike, rows: np.ndarray) -> TableLike:
-    """A node's rows of the matrix or the features: the table itself at the root (all rows in
-    order), so the biggest node costs no copy of the table; a copy of the rows elsewhere."""
-    if len(rows) == len(table) and np.array_equal(rows, np.arange(len(table))):
-        return table
-    if isinstance(table, pd.DataFrame):
-        return table.iloc[rows].reset_index(drop=True)
-    return table[rows]
+@dataclass(frozen=True)
+class HeldRows(Generic[TableLike]):
+    """The rows of a tree's table that a run holds in memory: all of them (``rows`` None),
+    or only those of its nodes (``rows``: their sorted row numbers). A batch of level-2
+    siblings of a 10,000,000-row tree then holds its half, not the table: two workers side
+    by side together hold about one table."""
+
+    table: TableLike
+    rows: np.ndarray | None = None
+
+    def node_part(self, node_rows: np.ndarray) -> TableLike:
+        """A node's rows: the held table itself when they are all of it in order (the root,
+        or a batch of one node), so the biggest node costs no copy; a copy elsewhere."""
+        positions = np.asarray(node_rows, dtype=np.int64)
+        if self.rows is not None:
+            positions = np.searchsorted(self.rows, positions)
+            inside = positions < len(self.rows)
+            if not inside.all() or not np.array_equal(self.rows[positions], node_rows):
+                raise StorageError("a node's rows are not among the rows its run read")
+        if len(positions) == len(self.table) and np.array_equal(
+            positions, np.arange(len(self.table))
+        ):
+            return self.table
+        if isinstance(self.table, pd.DataFrame):
+            return self.table.iloc[positions].reset_index(drop=True)
+        return self.table[positions]
+
+
+def run_rows(store: TreeStore, tree_id: str, paths: list[NodePath]) -> np.ndarray | None:
+    """The sorted rows this run's nodes cover; None (every row) when the root is among them.
+    The nodes of one level are disjoint, so their rows together are at most the table."""
+    if any(path.is_root for path in paths):
+        return None
+    parts = [store.child_rows(tree_id, path.parent, path.index) for path in paths]
+    return np.sort(np.concatenate([np.asarray(p, dtype=np.int64) for p in parts]))
+
+
+# One read of the features table, shared by a run's steps (embedding, clusters,
+# classifiers, SHAP execute in one process): (file, its version, the rows) -> the frame.
+_features_read: dict[tuple, HeldRows] = {}
+
+
+def read_features(
+    store: TreeStore, tree_id: str, rows: np.ndarray | None = None
+) -> HeldRows[pd.DataFrame]:
+    """The tree's original feature columns (do not modify), all rows or only ``rows``
+    (sorted), read once for the run's steps."""
+    path = store.table_path(tree_id, FEATURES_TABLE)
+    if not path.is_file():
+        return HeldRows(store.read_table(tree_id, FEATURES_TABLE))  # raises, naming the table
+    stat = path.stat()
+    digest = None if rows is None else hashlib.blake2b(rows.tobytes(), digest_size=16).digest()
+    key = (str(path), stat.st_mtime_ns, stat.st_size, digest)
+    if key not in _features_read:
+        forget_read_features()  # before the read: never two tables at once
+        if rows is None:
+            _features_read[key] = HeldRows(read_parquet(path))
+        else:
+            _features_read[key] = HeldRows(
+                store.read_table_rows(tree_id, FEATURES_TABLE, rows), rows
+            )
+    return _features_read[key]
+
+
+def forget_read_features() -> None:
+    """Free the table read for a run (the CLI between its runs, a worker between batches)."""
+    _features_read.clear()
+
+
+def load_matrix(
+    store: TreeStore, tree_id: str, rows: np.ndarray | None = None
+) -> HeldRows[np.ndarray]:
+    """The prepared feature matrix (imputed/standardised as configured) of a tree, all rows
+    or only ``rows``."""
+    features = read_features(store, tree_id, rows)
+    preprocessor = FeaturePreprocessor.from_json(store.read_text(tree_id, PREPROCESSOR_JSON))
+    matrix, _ = preprocessor.transform(features.table)
+    return HeldRows(matrix, features.rows)
 
 
 def progress_reporter(context: AssetExecutionContext) -> Callable[[str], None]:

@@ -19,12 +19,14 @@ from recursive_clusters.core.paths import NodePath
 from recursive_clusters.core.plots import mean_images, shap_beeswarm, shap_pixel_map
 from recursive_clusters.core.settings import Settings
 from recursive_clusters.defs.assets.common import (
+    HeldRows,
     for_each_node,
     level_asset_options,
-    node_part,
+    node_paths,
     open_tree,
     png_markdown,
     read_features,
+    run_rows,
     run_threads,
 )
 from recursive_clusters.defs.keys import classifiers_key, clusters_key, shap_key
@@ -42,11 +44,11 @@ from recursive_clusters.io.store import (
 )
 
 
-def _node_table(store: TreeStore, tree_id: str, path: str, features: pd.DataFrame):
+def _node_table(store: TreeStore, tree_id: str, path: str, features: HeldRows[pd.DataFrame]):
     """The node's rows of the original features, their child labels and row numbers."""
     labels = store.read_labels(tree_id, path)
     rows = labels["row"].to_numpy()
-    return node_part(features, rows), labels["label"].to_numpy(), rows
+    return features.node_part(rows), labels["label"].to_numpy(), rows
 
 
 def _leaf_metadata(record: dict) -> dict[str, object]:
@@ -62,7 +64,7 @@ def _explain_node(
     store: TreeStore,
     tree_id: str,
     path: NodePath,
-    features: pd.DataFrame,
+    features: HeldRows[pd.DataFrame],
     pixels: pd.DataFrame | None,
     settings: Settings,
 ) -> dict[str, object]:
@@ -114,7 +116,7 @@ def build_explanation_assets(level: int) -> list[AssetsDefinition]:
         context: AssetExecutionContext, tree_storage: TreeStoreResource
     ) -> MaterializeResult:
         store, tree_id, settings = open_tree(context, tree_storage)
-        features = read_features(store, tree_id)
+        features = read_features(store, tree_id, run_rows(store, tree_id, node_paths(context)))
 
         def train_node(path: NodePath) -> dict[str, object]:
             record = store.node_record(tree_id, path)
@@ -154,7 +156,7 @@ def build_explanation_assets(level: int) -> list[AssetsDefinition]:
         context: AssetExecutionContext, tree_storage: TreeStoreResource
     ) -> MaterializeResult:
         store, tree_id, settings = open_tree(context, tree_storage)
-        features = read_features(store, tree_id)
+        features = read_features(store, tree_id, run_rows(store, tree_id, node_paths(context)))
         pixels = store.read_table(tree_id, PIXELS_TABLE) if settings.input.image_shape else None
 
         def explain_node(path: NodePath) -> dict[str, object]:

@@ -29,11 +29,11 @@ from recursive_clusters.defs.assets.common import (
     for_each_node,
     level_asset_options,
     load_matrix,
-    node_part,
     node_paths,
     open_tree,
     png_markdown,
     progress_reporter,
+    run_rows,
     run_threads,
 )
 from recursive_clusters.defs.keys import FEATURES, clusters_key, embedding_key
@@ -71,12 +71,11 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
     ) -> MaterializeResult:
         store, tree_id, settings = open_tree(context, tree_storage)
         threads = run_threads(context)
-        matrix = load_matrix(store, tree_id)
+        paths = node_paths(context)
+        matrix = load_matrix(store, tree_id, run_rows(store, tree_id, paths))
         if level == 1:
-            require_enough_rows(len(matrix), settings)
-        rows_of = {
-            path: node_rows(store, tree_id, path, len(matrix)) for path in node_paths(context)
-        }
+            require_enough_rows(len(matrix.table), settings)
+        rows_of = {path: node_rows(store, tree_id, path, len(matrix.table)) for path in paths}
         report = progress_reporter(context)
         placing = RowProgress(
             f"level {level}: rows placed on their node's layout",
@@ -94,7 +93,7 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
                     f"{placement_method(settings.embedding, len(rows))}"
                 )
             with limited_threads(threads):
-                node_matrix = node_part(matrix, rows)  # made once for both steps
+                node_matrix = matrix.node_part(rows)  # made once for both steps
                 layout = fit_layout(node_matrix, settings.embedding, seed, placing.advance)
                 runs = perturbed_runs(layout, node_matrix, settings, seed)
             coordinates = layout.coordinates
@@ -126,7 +125,7 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
     ) -> MaterializeResult:
         store, tree_id, settings = open_tree(context, tree_storage)
         threads = run_threads(context)
-        matrix = load_matrix(store, tree_id)
+        matrix = load_matrix(store, tree_id, run_rows(store, tree_id, node_paths(context)))
 
         def cluster_node(path: NodePath) -> dict[str, object]:
             embedded = store.read_embedding(tree_id, path)
@@ -134,7 +133,7 @@ def build_level_assets(level: int) -> list[AssetsDefinition]:
             rows = embedded["row"].to_numpy()
             runs = store.read_perturbed_runs(tree_id, path)
             with limited_threads(threads):
-                node_matrix = node_part(matrix, rows)
+                node_matrix = matrix.node_part(rows)
                 node = finish_node(coordinates, rows, path, settings, node_matrix, runs)
             labels = pd.DataFrame(
                 {
