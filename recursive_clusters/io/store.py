@@ -123,7 +123,17 @@ def read_parquet(source: Path | str) -> pd.DataFrame:
     """A Parquet file as a frame, each column converted and its Arrow memory freed in turn:
     ``pd.read_parquet`` holds the Arrow table and the frame at once and then gathers the
     columns into one block, three copies of a big table (12 GB for 10 million x 50)."""
-    return pq.read_table(source).to_pandas(split_blocks=True, self_destruct=True)
+    frame = pq.read_table(source).to_pandas(split_blocks=True, self_destruct=True)
+    release_arrow_memory()
+    return frame
+
+
+def release_arrow_memory() -> None:
+    """Give the memory Arrow freed back to the system. Its allocator (mimalloc) keeps it for
+    reuse, invisibly to anything else: measured, a 3,000,000 x 50 table read and dropped
+    left 2.5 GB resident, and a 10,000,000-row tree's CLI held 12 GB while its workers
+    grew level 2 side by side."""
+    pa.default_memory_pool().release_unused()
 
 
 def read_parquet_rows(source: Path, rows: np.ndarray) -> pd.DataFrame:
@@ -141,7 +151,9 @@ def read_parquet_rows(source: Path, rows: np.ndarray) -> pd.DataFrame:
         return parquet.schema_arrow.empty_table().to_pandas()
     table = pa.concat_tables(parts)
     parts.clear()  # the table alone holds the rows: converted a column at a time, as above
-    return table.to_pandas(split_blocks=True, self_destruct=True)
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    release_arrow_memory()
+    return frame
 
 
 def output_file(output: str | Path, parameter: str, inputs: Sequence[str | None] = ()) -> Path:

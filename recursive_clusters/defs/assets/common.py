@@ -43,6 +43,7 @@ from recursive_clusters.io.store import (
     StorageError,
     TreeStore,
     read_parquet,
+    release_arrow_memory,
 )
 
 # ``backfill_policy`` (one run per batch of siblings) is a deliberate choice: its beta warning,
@@ -213,6 +214,7 @@ def read_features(
 def forget_read_features() -> None:
     """Free the table read for a run (the CLI between its runs, a worker between batches)."""
     _features_read.clear()
+    release_arrow_memory()
 
 
 def load_matrix(
