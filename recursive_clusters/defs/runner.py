@@ -32,7 +32,7 @@ from dagster import (
 
 from recursive_clusters.core.memory import FIXED_BYTES, GIB, estimate_peak_bytes
 from recursive_clusters.core.parallelism import available_cores
-from recursive_clusters.defs.assets.common import forget_read_features
+from recursive_clusters.defs.assets.common import free_run_memory
 from recursive_clusters.defs.batch_watch import plan_batches
 from recursive_clusters.defs.dagster_internals import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -171,7 +171,7 @@ def grow_tree(
             _cancel_run(instance, run_id, f"interrupted during {label}")
             raise KeyboardInterrupt(label) from None
         finally:
-            forget_read_features()  # the next level may run in workers: hold no table
+            free_run_memory()  # the next level may run in workers: hold no table
         if interrupts.seen():  # Ctrl-C outside the run's own code: Dagster noted it, went on
             raise KeyboardInterrupt(label)
         own_runs.add(result.run_id)

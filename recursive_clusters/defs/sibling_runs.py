@@ -94,7 +94,7 @@ def _execute(base_dir: str, settings_path: str, batch: Batch) -> list[BaseExcept
     from dagster import DagsterInstance
 
     from recursive_clusters.core.settings import load_settings
-    from recursive_clusters.defs.assets.common import forget_read_features
+    from recursive_clusters.defs.assets.common import free_run_memory
     from recursive_clusters.defs.definitions import build_definitions
     from recursive_clusters.defs.resources import TreeStoreResource
     from recursive_clusters.defs.runner import QUIET_CONSOLE
@@ -109,7 +109,7 @@ def _execute(base_dir: str, settings_path: str, batch: Batch) -> list[BaseExcept
     except BaseException as exc:  # an interrupted run too: the parent says what stopped
         return [_picklable(link) for link in _causes(exc)]
     finally:
-        forget_read_features()  # the next batch reads its own rows
+        free_run_memory()  # the next batch reads its own rows
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import time
 import warnings
@@ -201,7 +202,7 @@ def read_features(
     digest = None if rows is None else hashlib.blake2b(rows.tobytes(), digest_size=16).digest()
     key = (str(path), stat.st_mtime_ns, stat.st_size, digest)
     if key not in _features_read:
-        forget_read_features()  # before the read: never two tables at once
+        free_run_memory()  # before the read: never two tables at once
         if rows is None:
             _features_read[key] = HeldRows(read_parquet(path))
         else:
@@ -211,9 +212,19 @@ def read_features(
     return _features_read[key]
 
 
-def forget_read_features() -> None:
-    """Free the table read for a run (the CLI between its runs, a worker between batches)."""
+def free_run_memory() -> None:
+    """Free what a finished run held (the CLI between its runs, a worker between batches):
+    its table read, and whatever of it is only reachable from a reference cycle."""
     _features_read.clear()
+    free_unreachable()
+
+
+def free_unreachable() -> None:
+    """Collect reference cycles now, and give Arrow's freed memory back. A finished step's
+    frames can stay caught in a cycle with their tables, and Python's collector counts
+    objects, not bytes: measured, the CLI of a 10,000,000-row tree still held 6.7 GB of level
+    1's matrices (found by a collection) while its workers grew level 2."""
+    gc.collect()
     release_arrow_memory()
 
 
@@ -222,6 +233,7 @@ def load_matrix(
 ) -> HeldRows[np.ndarray]:
     """The prepared feature matrix (imputed/standardised as configured) of a tree, all rows
     or only ``rows``."""
+    free_unreachable()  # an earlier step's matrix, if a cycle still holds it
     features = read_features(store, tree_id, rows)
     preprocessor = FeaturePreprocessor.from_json(store.read_text(tree_id, PREPROCESSOR_JSON))
     matrix, _ = preprocessor.transform(features.table)
