@@ -13,8 +13,8 @@ GIB = 2**30
 # built from it; a level: the features the classifiers read, the matrix, a float32 copy for
 # the split test's null); and per row the ids, labels, coordinates and leaf paths. Checked
 # against measured peaks (docs/benchmarks.md#large-tables): 10,000,000 x 50 planted rows
-# estimated 16.4 GB; measured 9.0 GB reading the input and 12.2 GB preparing the features
-# before its float32 check was made column by column; 1,000,000 x 50: estimated 3.0 GB.
+# estimated 16.4 GB, the whole tree measured 13.5 GB (level 1; level 2 in two workers side
+# by side at most 13.0 GB); 1,000,000 x 50: estimated 3.0 GB.
 FIXED_BYTES = 1.5 * GIB
 BYTES_PER_VALUE = 24.0
 BYTES_PER_ROW = 400.0
