@@ -123,7 +123,13 @@ def read_parquet(source: Path | str) -> pd.DataFrame:
     """A Parquet file as a frame, each column converted and its Arrow memory freed in turn:
     ``pd.read_parquet`` holds the Arrow table and the frame at once and then gathers the
     columns into one block, three copies of a big table (12 GB for 10 million x 50)."""
-    frame = pq.read_table(source).to_pandas(split_blocks=True, self_destruct=True)
+    return _frame_of(pq.read_table(source))
+
+
+def _frame_of(table: pa.Table) -> pd.DataFrame:
+    """``table`` (referenced nowhere else) as a frame, converted a column at a time with each
+    column's Arrow memory freed as it goes and then given back to the system."""
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
     release_arrow_memory()
     return frame
 
@@ -150,10 +156,8 @@ def read_parquet_rows(source: Path, rows: np.ndarray) -> pd.DataFrame:
     if not parts:
         return parquet.schema_arrow.empty_table().to_pandas()
     table = pa.concat_tables(parts)
-    parts.clear()  # the table alone holds the rows: converted a column at a time, as above
-    frame = table.to_pandas(split_blocks=True, self_destruct=True)
-    release_arrow_memory()
-    return frame
+    parts.clear()  # the table alone holds the rows
+    return _frame_of(table)
 
 
 def output_file(output: str | Path, parameter: str, inputs: Sequence[str | None] = ()) -> Path:
