@@ -130,3 +130,36 @@ def gaussian_mixture(
     scales = rng.uniform(0.5, 1.5, size=(n_clusters, n_features))
     X = centres[labels] + rng.standard_normal((n_rows, n_features)) * scales[labels]
     return X, labels
+
+
+def nested_grid_hierarchy(
+    branching: int, levels: int, rows_per_leaf: int, seed: int, leaf_separation: float = 5.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A tree of ``levels`` levels below the root, each node with ``branching`` children, in
+    two columns: ``branching ** levels`` leaves of ``rows_per_leaf`` rows at a small cost per
+    node, to grow trees with thousands of nodes.
+
+    Each node lays its children on a square grid centred on it; a level's grid spacing is
+    twice its side times the spacing of the level below, so the gap between two groups is
+    wider than a group's own grid and each level separates only once its parent is zoomed
+    into. All levels share the two columns, so scaling the columns keeps the hierarchy. The
+    leaves' centres are ``leaf_separation`` noise widths apart: at 5, each leaf of 20 rows is
+    its own cluster, and yet its 15 nearest neighbours tie it to its siblings, so the k-NN
+    graph has one piece per group (UMAP's start for thousands of disconnected pieces takes
+    many minutes). Returns (X, labels):
+    ``labels[:, k]`` is each row's node index at level ``k + 1`` (0 .. branching ** (k+1) - 1).
+    Rows are shuffled.
+    """
+    if branching < 2 or levels < 1 or rows_per_leaf < 1:
+        raise ValueError("Need branching >= 2, levels >= 1 and rows_per_leaf >= 1.")
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(np.sqrt(branching)))
+    grid = np.stack(np.divmod(np.arange(branching), side), axis=1) - (side - 1) / 2
+    leaf = rng.permutation(np.repeat(np.arange(branching**levels), rows_per_leaf))
+    labels = np.stack([leaf // branching ** (levels - k - 1) for k in range(levels)], axis=1)
+    X = rng.standard_normal((len(leaf), 2))
+    spacing = leaf_separation
+    for k in reversed(range(levels)):
+        X += grid[labels[:, k] % branching] * spacing
+        spacing *= 2 * side
+    return X, labels

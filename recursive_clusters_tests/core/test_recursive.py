@@ -6,7 +6,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import NotFittedError
-from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics import adjusted_rand_score, homogeneity_score
 
 from recursive_clusters.core.clustering import (
     NOISE,
@@ -16,7 +16,7 @@ from recursive_clusters.core.clustering import (
     cluster_embedding,
 )
 from recursive_clusters.core.embedding import embed
-from recursive_clusters.core.paths import NodePath
+from recursive_clusters.core.paths import NOISE_NAME, NodePath
 from recursive_clusters.core.recursive import RecursiveClusterer
 from recursive_clusters.core.settings import (
     ClusteringSettings,
@@ -24,7 +24,7 @@ from recursive_clusters.core.settings import (
     SettingsError,
     parse_settings,
 )
-from recursive_clusters.core.synthetic import planted_hierarchy
+from recursive_clusters.core.synthetic import nested_grid_hierarchy, planted_hierarchy
 from recursive_clusters.core.tree import NodeOutcome, assign_leaves, decide_split, pending_nodes
 from recursive_clusters_tests.conftest import TEST_SETTINGS, planted_table
 
@@ -147,6 +147,26 @@ def test_estimator_recovers_the_planted_leaves(fitted, planted):
     assert clustered.mean() > 0.9
     assert adjusted_rand_score(truth[clustered], fitted.labels_[clustered]) > 0.85
     assert set(fitted.tree_["path"]) == {"root", "root.0", "root.1", "root.2"}
+
+
+def test_a_nested_grid_is_found_level_by_level():
+    """The generator of the wide distributed tree (a cluster: a quarter of a group, at least
+    11 rows). A root cluster never joins two groups, though it may hold a piece of one (UMAP
+    lays a group's leaves out as strings, and HDBSCAN cuts some); the leaves are found once
+    a group is zoomed into."""
+    matrix, planted = nested_grid_hierarchy(branching=9, levels=2, rows_per_leaf=20, seed=0)
+    settings = {
+        "clustering": {"min_cluster_size": 1 / 36, "min_cluster_size_floor": 11, "min_samples": 10},
+        "recursion": {"max_depth": 2, "min_node_size": 10},
+        "acceptance": {"enabled": False},
+    }
+    fitted = RecursiveClusterer(parse_settings(settings)).fit(matrix)
+    level_1 = fitted.assignments_["level_1"].to_numpy()
+    clustered = level_1 != NOISE_NAME
+    assert clustered.mean() > 0.9
+    assert homogeneity_score(planted[clustered, 0], level_1[clustered]) > 0.99
+    assert adjusted_rand_score(planted[:, 1], fitted.labels_) > 0.8
+    assert len(set(fitted.labels_)) >= 0.8 * 9 * 9
 
 
 def test_same_seed_same_tree(fitted, planted):

@@ -5,24 +5,28 @@ as Celery tasks through the run queue onto two workers, each in its own network 
 and host name, reaching Postgres and Redis over the bridge's address; tree files on one shared
 folder. Trees are launched as the UI launches them (GraphQL), grown by the daemon's sensor and
 published; the tests then break a part (Postgres restarted, a worker killed) while a tree
-grows and check that it still completes, and that the replaced trees' partitions are gone.
+grows and check that it still completes, and that the replaced trees' partitions are gone;
+a wide tree of many small nodes grows, publishes and loses its partitions when replaced.
 Skipped, saying why, only where root, Debian's postgresql/redis-server or network
 namespaces are missing (``.ci/run`` installs the packages).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from dagster import DagsterEventType, DagsterRunStatus, EventRecordsFilter
 
+from recursive_clusters.core.synthetic import nested_grid_hierarchy
 from recursive_clusters.defs.dagster_internals import WILL_RETRY_TAG
 from recursive_clusters.defs.keys import (
     GROWTH_SENSOR,
@@ -52,6 +56,25 @@ TREE_TIMEOUT_S = 900
 LEVEL_2_JOB = level_partitions_name(2)
 # The small planted tree (3 top clusters of 2 sub-clusters): 3 level-2 nodes, 2 sibling runs.
 PLANTED_SETTINGS = {**TEST_SETTINGS, "recursion": {"max_depth": 3, "min_node_size": 150}}
+# A wide tree at a small cost per node (nested_grid_hierarchy): ``branching`` groups of
+# ``branching`` leaves of 20 rows, 1 + b + b * b planted nodes. CI grows b = 12 (157 planted
+# nodes: 3 minutes); ``RECURSIVE_CLUSTERS_WIDE_BRANCHING=54`` grows thousands (2,776 of
+# 2,971 planted, in 49 minutes on 2 cores: more than CI's budget; docs/benchmarks.md). A
+# cluster is a quarter of a group at the root and 11 rows below, so a 20-row leaf does not
+# split again; the split test is off (shallow compute).
+WIDE_BRANCHING = int(os.environ.get("RECURSIVE_CLUSTERS_WIDE_BRANCHING", "12"))
+WIDE_SETTINGS = {
+    "input": {"id_column": "row_id"},
+    "clustering": {
+        "min_cluster_size": 1 / (4 * WIDE_BRANCHING),
+        "min_cluster_size_floor": 11,
+        "min_samples": 10,
+    },
+    "recursion": {"max_depth": 3, "min_node_size": 10},
+    "acceptance": {"enabled": False},
+    "explanation": {"shap_sample_per_child": 10},
+}
+WIDE_TREE_TIMEOUT_S = 900 + 2 * WIDE_BRANCHING**2
 
 
 @pytest.fixture(scope="module")
@@ -155,12 +178,23 @@ def _started_steps(cluster: LocalCluster, run_id: str) -> set[str]:
     return {r.event_log_entry.step_key for r in records if r.event_log_entry.run_id == run_id}
 
 
-def _wait_for_only_partitions_of(cluster: LocalCluster, tree_id: str, timeout_s=120) -> None:
-    """Once a tree is published the sensor deletes the partitions of the trees it replaced."""
+def _node_keys(cluster: LocalCluster) -> list[str]:
+    """Every node partition key on the instance, at every level below the root."""
+    depth = PLANTED_SETTINGS["recursion"]["max_depth"]  # the code location's levels
+    with cluster.instance() as instance:
+        return [
+            key
+            for level in range(2, depth + 1)
+            for key in instance.get_dynamic_partitions(level_partitions_name(level))
+        ]
+
+
+def _wait_for_only_partitions_of(cluster: LocalCluster, tree_id: str, timeout_s=300) -> None:
+    """Once a tree is published the sensor deletes the partitions of the trees it replaced,
+    at every level (the daemon deletes them one by one: seconds for thousands)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        with cluster.instance() as instance:
-            keys = instance.get_dynamic_partitions(LEVEL_2_JOB)
+        keys = _node_keys(cluster)
         others = {key.split(":")[0] for key in keys} - {tree_id}
         if not others and keys:
             return
@@ -230,6 +264,35 @@ def test_postgres_restarted_during_growth_loses_nothing(cluster, first_tree):
         for worker in first_tree["workers"]:
             assert launcher.worker_answers(worker), f"{worker} did not recover"
     _webserver_recovers(cluster)
+
+
+def _node_keys_of(cluster: LocalCluster, tree_id: str) -> int:
+    """The tree's partition keys on the instance, every level below the root."""
+    return sum(key.split(":")[0] == tree_id for key in _node_keys(cluster))
+
+
+def test_a_wide_tree_grows_publishes_and_its_partitions_go_when_replaced(cluster, first_tree):
+    table = cluster.settings.parent / "wide.parquet"
+    features, _ = nested_grid_hierarchy(WIDE_BRANCHING, levels=2, rows_per_leaf=20, seed=0)
+    wide = pd.DataFrame(features, columns=["x", "y"])
+    wide.insert(0, "row_id", np.arange(len(wide)))
+    wide.to_parquet(table)
+    started = time.monotonic()
+    tree_id = _tree_of_run(cluster, _launch(cluster, WIDE_SETTINGS, table.name))
+    _wait_until_published(cluster, tree_id, timeout_s=WIDE_TREE_TIMEOUT_S)
+    grown_s = time.monotonic() - started
+    _assert_complete(cluster, tree_id, len(wide))
+    nodes = len(TreeStore(cluster.trees).node_records(tree_id))
+    partitions = 1 + _node_keys_of(cluster, tree_id)  # the root (level 1) has no key
+    print(f"wide tree, branching {WIDE_BRANCHING}: {partitions} partitions in {grown_s:.0f} s")
+    assert partitions == nodes, f"{partitions} partitions for {nodes} clustered nodes"
+    planted_nodes = 1 + WIDE_BRANCHING + WIDE_BRANCHING**2
+    assert partitions >= 0.6 * planted_nodes, f"{partitions} of {planted_nodes} planted nodes"
+
+    replacing = _tree_of_run(cluster, _launch(cluster, PLANTED_SETTINGS, "planted.parquet"))
+    _wait_until_published(cluster, replacing)
+    _wait_for_only_partitions_of(cluster, replacing)
+    assert _node_keys_of(cluster, tree_id) == 0, "the replaced tree's partitions were kept"
 
 
 RUN_EVENTS_QUERY = """
