@@ -142,7 +142,7 @@ def nested_grid_hierarchy(
     Each node lays its children on a square grid centred on it; a level's grid spacing is
     twice its side times the spacing of the level below, so the gap between two groups is
     wider than a group's own grid and each level separates only once its parent is zoomed
-    into. All levels share the two columns, so scaling the columns keeps the hierarchy. The
+    into. All levels share the two columns, so standardising scales every level alike. The
     leaves' centres are ``leaf_separation`` noise widths apart: at 5, each leaf of 20 rows is
     its own cluster, and yet its 15 nearest neighbours tie it to its siblings, so the k-NN
     graph has one piece per group (UMAP's start for thousands of disconnected pieces takes
