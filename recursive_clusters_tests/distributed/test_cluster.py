@@ -26,6 +26,7 @@ import pytest
 import yaml
 from dagster import DagsterEventType, DagsterRunStatus, EventRecordsFilter
 
+from recursive_clusters.core.paths import NodePath
 from recursive_clusters.core.synthetic import nested_grid_hierarchy
 from recursive_clusters.defs.dagster_internals import WILL_RETRY_TAG
 from recursive_clusters.defs.keys import (
@@ -195,7 +196,7 @@ def _wait_for_only_partitions_of(cluster: LocalCluster, tree_id: str, timeout_s=
     deadline = time.monotonic() + timeout_s
     while True:
         keys = _node_keys(cluster)
-        others = {key.split(":")[0] for key in keys} - {tree_id}
+        others = {NodePath.from_partition_key(key)[0] for key in keys} - {tree_id}
         if not others and keys:
             return
         assert time.monotonic() < deadline, f"partitions of replaced trees left: {others}"
@@ -268,7 +269,7 @@ def test_postgres_restarted_during_growth_loses_nothing(cluster, first_tree):
 
 def _node_keys_of(cluster: LocalCluster, tree_id: str) -> int:
     """The tree's partition keys on the instance, every level below the root."""
-    return sum(key.split(":")[0] == tree_id for key in _node_keys(cluster))
+    return sum(NodePath.from_partition_key(key)[0] == tree_id for key in _node_keys(cluster))
 
 
 def test_a_wide_tree_grows_publishes_and_its_partitions_go_when_replaced(cluster, first_tree):
